@@ -1,0 +1,1 @@
+"""Structured pruning of self-supervised speech models (HJ-Pruning) for ESPnet recipes."""

@@ -1,0 +1,153 @@
+"""The per-layer architecture of a (possibly pruned) wav2vec2 / HuBERT upstream.
+
+A dense upstream is fully described by its S3PRL/fairseq ``model_cfg``; a pruned one adds, per
+layer, what survived: conv channels, attention heads, FFN units, and whether the attention and
+FFN sublayers are still there. That record is small, JSON-serialisable, and is what a shrunk
+checkpoint stores next to its weights.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+MODEL_TYPES = ("wav2vec2", "hubert")
+PRUNED_KEYS = ("conv_channels", "heads", "ffn_units", "attention", "ffn")
+
+
+def parse_conv_layers(spec: str) -> list[tuple[int, int, int]]:
+    """Parse fairseq's ``conv_feature_layers`` string, e.g. ``"[(512, 10, 5)] + [(512, 3, 2)] * 4"``.
+
+    fairseq and S3PRL ``eval()`` it; here only list/tuple literals of ints, ``+`` and ``*`` are
+    accepted, so a config file cannot run code.
+    """
+
+    def value(node: ast.AST) -> Any:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, (ast.List, ast.Tuple)):
+            items = [value(e) for e in node.elts]
+            return items if isinstance(node, ast.List) else tuple(items)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
+            left, right = value(node.left), value(node.right)
+            return left + right if isinstance(node.op, ast.Add) else left * right
+        raise ValueError(f"conv_feature_layers {spec!r}: only lists of (dim, kernel, stride) tuples, + and * are allowed")
+
+    try:
+        layers = value(ast.parse(spec, mode="eval").body)
+    except SyntaxError:
+        raise ValueError(f"conv_feature_layers {spec!r} is not a valid expression") from None
+    if not (isinstance(layers, list) and layers and all(isinstance(t, tuple) and len(t) == 3 for t in layers)):
+        raise ValueError(f"conv_feature_layers {spec!r} must be a non-empty list of (dim, kernel, stride)")
+    return layers
+
+
+@dataclass(frozen=True)
+class UpstreamArch:
+    """Architecture of the frontend part of a wav2vec2/HuBERT model (no pretraining heads).
+
+    Lists indexed by conv layer (``conv_*``) or by Transformer layer (``heads`` ...).
+    ``attention[l]`` / ``ffn[l]`` say whether that sublayer still exists; a sublayer that exists
+    with zero heads / units only adds its output bias.
+    """
+
+    model_type: str
+    conv_channels: tuple[int, ...]
+    conv_kernels: tuple[int, ...]
+    conv_strides: tuple[int, ...]
+    conv_bias: bool
+    extractor_mode: str
+    has_feature_projection: bool
+    encoder_dim: int
+    head_dim: int
+    pos_conv_kernel: int
+    pos_conv_groups: int
+    layer_norm_first: bool
+    seq_len_multiple: int
+    heads: tuple[int, ...]
+    ffn_units: tuple[int, ...]
+    attention: tuple[bool, ...] = field(default=())
+    ffn: tuple[bool, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.model_type not in MODEL_TYPES:
+            raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {self.model_type!r}")
+        n_conv = len(self.conv_channels)
+        if not (len(self.conv_kernels) == len(self.conv_strides) == n_conv > 0):
+            raise ValueError("conv_channels, conv_kernels and conv_strides must have one entry per conv layer")
+        if any(c < 1 for c in self.conv_channels):
+            raise ValueError(f"every conv layer needs at least one channel: {self.conv_channels}")
+        n_layers = len(self.heads)
+        if not self.attention:
+            object.__setattr__(self, "attention", (True,) * n_layers)
+        if not self.ffn:
+            object.__setattr__(self, "ffn", (True,) * n_layers)
+        if not (len(self.ffn_units) == len(self.attention) == len(self.ffn) == n_layers):
+            raise ValueError("heads, ffn_units, attention and ffn must have one entry per Transformer layer")
+        if self.extractor_mode not in ("default", "layer_norm"):
+            raise ValueError(f"unsupported extractor_mode {self.extractor_mode!r}")
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.heads)
+
+    @classmethod
+    def from_model_cfg(
+        cls, model_type: str, model_cfg: Mapping[str, Any], pruned: Mapping[str, Any] | None = None
+    ) -> "UpstreamArch":
+        """Build from an S3PRL/fairseq ``model_cfg`` dict (dense), optionally overriding what was pruned."""
+        try:
+            conv_layers = parse_conv_layers(str(model_cfg["conv_feature_layers"]))
+            dim = int(model_cfg["encoder_embed_dim"])
+            n_heads = int(model_cfg["encoder_attention_heads"])
+            n_layers = int(model_cfg["encoder_layers"])
+            ffn_dim = int(model_cfg["encoder_ffn_embed_dim"])
+        except KeyError as err:
+            raise ValueError(f"model_cfg lacks the key {err.args[0]!r}: not a wav2vec2/HuBERT config") from None
+        if int(model_cfg.get("pos_conv_depth", 1)) != 1:
+            raise ValueError("pos_conv_depth > 1 (data2vec-style positional convs) is not supported")
+        if str(model_cfg.get("layer_type", "transformer")) != "transformer":
+            raise ValueError(f"layer_type {model_cfg.get('layer_type')!r} is not supported (only 'transformer')")
+        dense = dict(
+            conv_channels=tuple(int(c[0]) for c in conv_layers),
+            heads=(n_heads,) * n_layers,
+            ffn_units=(ffn_dim,) * n_layers,
+            attention=(True,) * n_layers,
+            ffn=(True,) * n_layers,
+        )
+        pruned = dict(pruned or {})
+        unknown = set(pruned) - set(PRUNED_KEYS)
+        if unknown:
+            raise ValueError(f"unknown pruned-architecture keys {sorted(unknown)}; expected {PRUNED_KEYS}")
+        for key, value in pruned.items():
+            value = tuple(value)
+            if len(value) != len(dense[key]):
+                raise ValueError(f"pruned {key!r} has {len(value)} entries, the model has {len(dense[key])}")
+            if any(not 0 <= v <= d for v, d in zip(value, dense[key])):
+                raise ValueError(f"pruned {key!r} = {list(value)} exceeds the dense {list(dense[key])}")
+            dense[key] = tuple(bool(v) for v in value) if key in ("attention", "ffn") else tuple(int(v) for v in value)
+        return cls(
+            model_type=model_type,
+            conv_kernels=tuple(int(c[1]) for c in conv_layers),
+            conv_strides=tuple(int(c[2]) for c in conv_layers),
+            conv_bias=bool(model_cfg.get("conv_bias", False)),
+            extractor_mode=str(model_cfg.get("extractor_mode", "default")),
+            has_feature_projection=int(conv_layers[-1][0]) != dim,
+            encoder_dim=dim,
+            head_dim=dim // n_heads,
+            pos_conv_kernel=int(model_cfg.get("conv_pos", 128)),
+            pos_conv_groups=int(model_cfg.get("conv_pos_groups", 16)),
+            layer_norm_first=bool(model_cfg.get("layer_norm_first", False)),
+            # fairseq pads the Transformer input to a multiple of this (default 2)
+            seq_len_multiple=int(model_cfg.get("required_seq_len_multiple", 2)),
+            **dense,
+        )
+
+    def pruned_dict(self) -> dict[str, list]:
+        """What a shrunk checkpoint records: the per-layer survivors."""
+        return {key: list(getattr(self, key)) for key in PRUNED_KEYS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

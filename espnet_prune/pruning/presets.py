@@ -1,0 +1,77 @@
+"""Random-init wav2vec2/HuBERT checkpoints in S3PRL's converted format.
+
+No pretrained weights can be downloaded here, so tests, benchmarks and the synthetic recipes
+build their upstreams from these presets; the files are exactly what S3PRL's
+``wav2vec2_local`` / ``hubert_local`` loaders read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+CONV_BASE = "[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2"
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # wav2vec2-base / HuBERT-base (wav2vec_small.pt, hubert_base_ls960.pt)
+    "base": dict(
+        conv_feature_layers=CONV_BASE,
+        encoder_layers=12,
+        encoder_embed_dim=768,
+        encoder_ffn_embed_dim=3072,
+        encoder_attention_heads=12,
+        conv_pos=128,
+        conv_pos_groups=16,
+        final_dim=256,
+    ),
+    # for tests: runs in milliseconds
+    "tiny": dict(
+        conv_feature_layers="[(64, 10, 5)] + [(64, 3, 2)] * 4 + [(64, 2, 2)] * 2",
+        encoder_layers=2,
+        encoder_embed_dim=96,
+        encoder_ffn_embed_dim=192,
+        encoder_attention_heads=4,
+        conv_pos=16,
+        conv_pos_groups=4,
+        final_dim=32,
+    ),
+}
+
+
+def make_checkpoint(arch: str, preset: str, seed: int, **overrides: Any) -> dict[str, Any]:
+    """A random-init dense checkpoint dict (S3PRL converted format) for ``arch`` in {wav2vec2, hubert}."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    cfg = {**PRESETS[preset], **overrides}
+    torch.manual_seed(seed)
+    if arch == "wav2vec2":
+        from s3prl.upstream.wav2vec2.wav2vec2_model import AudioPretrainingConfig, Wav2Vec2Config, Wav2Vec2Model
+
+        fields = {f.name for f in dataclasses.fields(Wav2Vec2Config)}
+        _check_overrides(cfg, fields)
+        model_cfg = dataclasses.asdict(Wav2Vec2Config(quantize_targets=True, latent_vars=32, **cfg))
+        model = Wav2Vec2Model(Wav2Vec2Config(**model_cfg))
+        task_cfg = dataclasses.asdict(AudioPretrainingConfig())
+        ckpt = {"task_cfg": task_cfg, "model_cfg": {"_name": "wav2vec2", **model_cfg}}
+    elif arch == "hubert":
+        from s3prl.upstream.hubert.hubert_model import HubertConfig, HubertModel, HubertPretrainingConfig
+
+        fields = {f.name for f in dataclasses.fields(HubertConfig)}
+        _check_overrides(cfg, fields)
+        model_cfg = dataclasses.asdict(HubertConfig(label_rate=50, **cfg))
+        task_cfg = dataclasses.asdict(HubertPretrainingConfig(label_rate=50))
+        symbols = [[str(i) for i in range(504 if preset == "base" else 16)]]
+        model = HubertModel(HubertConfig(**model_cfg), HubertPretrainingConfig(**task_cfg), symbols)
+        ckpt = {"task_cfg": task_cfg, "model_cfg": {"_name": "hubert", **model_cfg}, "dictionaries_symbols": symbols}
+    else:
+        raise ValueError(f"unknown arch {arch!r}; choose wav2vec2 or hubert")
+    ckpt["model_weight"] = model.state_dict()
+    return ckpt
+
+
+def _check_overrides(cfg: dict, fields: set[str]) -> None:
+    unknown = sorted(set(cfg) - fields)
+    if unknown:
+        raise ValueError(f"unknown model config keys {unknown}")
