@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,15 +78,17 @@ def read_checkpoint(path: str | os.PathLike, allow_pickle: bool = False) -> SSLC
         return _read_safetensors(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        if "Weights only load failed" not in str(err) or not allow_pickle:
+    except Exception as err:  # torch raises many types (UnpicklingError, KeyError, RuntimeError) for non-checkpoints
+        needs_code = "Weights only load failed" in str(err)
+        if not (needs_code and allow_pickle):
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             hint = (
                 " It needs full unpickling, which can run code; pass allow_pickle=True "
                 "(--allow_pickle) only for a file you trust."
-                if "Weights only load failed" in str(err)
+                if needs_code
                 else ""
             )
-            raise CheckpointError(f"{path}: cannot be read as a torch checkpoint: {str(err).splitlines()[0]}.{hint}") from None
+            raise CheckpointError(f"{path}: cannot be read as a torch checkpoint ({reason}).{hint}") from None
         logging.warning("%s: loading with full unpickling (allow_pickle=True); this can run code", path)
         state = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(state, dict):
