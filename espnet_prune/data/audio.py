@@ -1,0 +1,42 @@
+"""Cheap checks of the audio files a data directory points at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import soundfile
+
+from espnet_prune.data.errors import DataPrepError
+
+SAMPLE_RATE = 16000
+
+
+def check_audio(path: Path, sample_rate: int = SAMPLE_RATE, decode: bool = False) -> int:
+    """Return the number of frames of a mono recording at `sample_rate`; raise DataPrepError otherwise.
+
+    Reads the header only, unless `decode`: then the whole file is decoded, which also catches
+    truncated data behind an intact header (slow on a full corpus).
+    """
+    try:
+        info = soundfile.info(str(path))
+    except (RuntimeError, OSError) as error:  # soundfile's errors are RuntimeErrors
+        reason = "audio file is missing" if not Path(path).exists() else f"unreadable audio ({error})"
+        raise DataPrepError(reason, path) from None
+    if info.samplerate != sample_rate:
+        raise DataPrepError(f"sample rate is {info.samplerate} Hz, expected {sample_rate} Hz", path)
+    if info.channels != 1:
+        raise DataPrepError(f"{info.channels} channels, expected mono", path)
+    if info.frames <= 0:
+        raise DataPrepError("audio is empty (0 samples)", path)
+    if decode:
+        _check_decodes(path, info.frames)
+    return info.frames
+
+
+def _check_decodes(path: Path, frames: int) -> None:
+    try:
+        decoded = len(soundfile.read(str(path), dtype="int16")[0])
+    except (RuntimeError, OSError) as error:
+        raise DataPrepError(f"audio does not decode ({error})", path) from None
+    if decoded != frames:
+        raise DataPrepError(f"audio is truncated: {decoded} of {frames} samples decode", path)
