@@ -31,7 +31,8 @@ install_debian_tools() {
 check_imports() {
     "${py}" - <<'PY' >/dev/null 2>&1
 import torch, torchaudio, espnet2.tasks.asr, s3prl.nn, sentencepiece, kaldiio, jiwer, yaml
-import safetensors, soundfile, hypothesis, pytest, matplotlib, espnet_prune
+import safetensors, soundfile, hypothesis, pytest, matplotlib, tensorboard, espnet_prune
+import espnet2.bin.asr_inference
 PY
 }
 
@@ -53,13 +54,14 @@ log "torch 2.11.0 + torchaudio 2.11.0"
 # espnet pins setuptools<74 while torch 2.11 needs >=77: its resolver cannot finish, so
 # espnet goes in without dependencies and its runtime needs come from the list below.
 log "espnet 202511 + espnet-s3prl (no deps)"
-"${pip[@]}" --no-deps espnet==202511 espnet-s3prl==2026.5.14
+# ci_sdr and fast_bss_eval: espnet2.bin.asr_inference imports them (through the enhancement models)
+"${pip[@]}" --no-deps espnet==202511 espnet-s3prl==2026.5.14 ci_sdr fast_bss_eval
 log "runtime dependencies"
 "${pip[@]}" -c "${cons}" "setuptools>=77,<82" packaging configargparse typeguard humanfriendly \
     scipy filelock "librosa>=0.10.2" PyYAML soundfile h5py kaldiio torch_complex nltk protobuf \
     opt-einsum sentencepiece editdistance "importlib-metadata<5.0" jiwer einops hydra-core tqdm \
     omegaconf requests transformers g2p_en jamo espnet_tts_frontend matplotlib \
-    safetensors hypothesis pytest
+    safetensors hypothesis pytest tensorboard
 log "espnet_prune (editable)"
 "${pip[@]}" --no-build-isolation --no-deps -e "${root}"
 

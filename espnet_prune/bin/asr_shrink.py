@@ -1,0 +1,61 @@
+"""Shrink the upstream of a pruned ESPnet ASR model into a normal ESPnet model directory.
+
+``python -m espnet_prune.bin.asr_shrink --config exp/X/config.yaml --model_file exp/X/valid.acc.ave.pth
+--out_dir exp/X_shrunk`` writes, all at once (the directory appears only when complete):
+``upstream.safetensors`` (the shrunk upstream), ``config.yaml`` (``frontend_conf.upstream_ckpt`` ->
+that file, ``pruning_conf: null``) and ``model.pth`` (state dict of the shrunk architecture).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+import yaml
+
+from espnet_prune.data.atomic import atomic_directory
+from espnet_prune.frontend.s3prl_prune import S3prlPruneFrontend
+from espnet_prune.tasks.asr import ASRPruneTask
+
+UPSTREAM_NAME, CONFIG_NAME, MODEL_NAME = "upstream.safetensors", "config.yaml", "model.pth"
+
+
+def shrink_model_dir(config: Path, model_file: Path, out_dir: Path) -> Path:
+    """Shrink and write ``out_dir``; returns the new config path."""
+    for path in (config, model_file):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path} does not exist (the training stage writes it)")
+    model, _ = ASRPruneTask.build_model_from_file(config, model_file, "cpu")
+    frontend = model.frontend
+    if not isinstance(frontend, S3prlPruneFrontend) or frontend.upstream.gates is None:
+        raise ValueError(f"{config}: the model has no pruned s3prl_prune frontend to shrink")
+    model.eval()
+    frontend.shrink()
+    with open(config, encoding="utf-8") as f:
+        conf = yaml.safe_load(f)
+    new_conf = copy.deepcopy(conf)
+    # the path is written as the user gave out_dir, as ESPnet's configs hold paths relative to the recipe
+    new_conf["frontend_conf"]["upstream_ckpt"] = str(Path(out_dir) / UPSTREAM_NAME)
+    new_conf["frontend_conf"]["pruning_conf"] = None
+    with atomic_directory(Path(out_dir)) as tmp:
+        frontend.upstream.save(tmp / UPSTREAM_NAME)
+        with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as f:
+            yaml.safe_dump(new_conf, f, sort_keys=False)
+        torch.save(model.state_dict(), tmp / MODEL_NAME)
+    return Path(out_dir) / CONFIG_NAME
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, required=True, help="config.yaml of the training run")
+    parser.add_argument("--model_file", type=Path, required=True, help="the trained model's .pth")
+    parser.add_argument("--out_dir", type=Path, required=True, help="the shrunk model directory to write")
+    args = parser.parse_args(argv)
+    print(shrink_model_dir(args.config, args.model_file, args.out_dir))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""ESPnet frontend ``s3prl_prune``: a prunable wav2vec2/HuBERT upstream plus S3PRL's featurizer.
+
+Its constructor arguments are the YAML ``frontend_conf`` keys. With ``pruning_conf`` the upstream
+gets HardConcrete gates and the frontend holds the :class:`PruningObjective` as a submodule, so
+its lambdas and warm-up step are saved in ESPnet's checkpoints; the model adds
+:meth:`S3prlPruneFrontend.pruning_loss` to the training loss.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any, Optional, Union
+
+import humanfriendly
+import torch
+from espnet2.asr.frontend.abs_frontend import AbsFrontend
+from typeguard import typechecked
+
+from espnet_prune.pruning.objective import PruningObjective, gate_conf_for
+
+# pruning_conf keys besides "gate_conf": the objective's constructor arguments (except the gates)
+PRUNING_KEYS = tuple(p for p in inspect.signature(PruningObjective).parameters if p != "gates")
+
+
+class S3prlPruneFrontend(AbsFrontend):
+    """forward(input (B, L) 16 kHz waveform, input_lengths (B,)) -> (feats (B, T, D), feats_lens (B,)).
+
+    Args:
+        upstream_ckpt: a dense S3PRL checkpoint (``wav2vec2_local``/``hubert_local`` format) or a
+            shrunk espnet_prune ``.safetensors``.
+        pruning_conf: ``method``, ``target``, ``targets``, ``warmup_steps``, ``macs_seconds``,
+            ``reg_lr`` (see :class:`PruningObjective`) and optionally ``gate_conf`` (see
+            :class:`UpstreamGates`); None trains without pruning.
+        multilayer_feature: learnt weighted sum of all hidden states (S3PRL's ``Featurizer``);
+            otherwise the hidden state of ``layer``.
+        layer: which hidden state when not ``multilayer_feature`` (-1 = the encoder's output).
+        train_cnn: train the conv feature extractor (must be true when its channels are gated).
+        fs: sampling rate; the upstreams take 16 kHz only.
+    """
+
+    @typechecked
+    def __init__(
+        self,
+        upstream_ckpt: str,
+        pruning_conf: Optional[dict] = None,
+        multilayer_feature: bool = False,
+        layer: int = -1,
+        train_cnn: bool = True,
+        fs: Union[int, str] = 16000,
+    ) -> None:
+        from s3prl.nn import Featurizer
+
+        from espnet_prune.pruning.upstream import load_upstream
+
+        super().__init__()
+        if isinstance(fs, str):
+            fs = humanfriendly.parse_size(fs)
+        if fs != 16000:
+            raise ValueError(f"frontend s3prl_prune: the upstream takes 16 kHz audio, got fs={fs}")
+        if not os.path.isfile(upstream_ckpt):
+            raise FileNotFoundError(f"frontend s3prl_prune: upstream_ckpt {upstream_ckpt!r} does not exist")
+        if multilayer_feature and layer != -1:
+            raise ValueError("frontend s3prl_prune: set either multilayer_feature or layer, not both")
+        self.upstream = load_upstream(upstream_ckpt)
+        # as ESPnet's S3prlFrontend: no gradient scaling in the CNN; train_cnn freezes it instead
+        self.upstream.model.feature_grad_mult = 1.0
+        num_states = self.upstream.num_layers
+        if not -num_states <= layer < num_states:
+            raise ValueError(f"frontend s3prl_prune: layer {layer} out of range for {num_states} hidden states")
+        self.layer = layer
+        self.featurizer = Featurizer(self.upstream) if multilayer_feature else None
+        self.objective = self._attach_pruning(pruning_conf) if pruning_conf is not None else None
+        if not train_cnn:
+            if self.upstream.gates is not None and len(self.upstream.gates.conv_channels) > 0:
+                raise ValueError("frontend s3prl_prune: train_cnn must be true when the CNN's channels are gated")
+            for p in self.upstream.model.feature_extractor.parameters():
+                p.requires_grad = False
+
+    def _attach_pruning(self, conf: dict) -> PruningObjective:
+        unknown = sorted(set(conf) - set(PRUNING_KEYS) - {"gate_conf"})
+        if unknown:
+            raise ValueError(
+                f"frontend s3prl_prune: unknown pruning_conf keys {unknown}; allowed: {[*PRUNING_KEYS, 'gate_conf']}"
+            )
+        conf = dict(conf)
+        gate_conf = conf.pop("gate_conf", None) or {}
+        method = conf.get("method", inspect.signature(PruningObjective).parameters["method"].default)
+        gates = self.upstream.attach_gates(**gate_conf_for(method, **gate_conf))
+        return PruningObjective(gates, **conf)
+
+    def output_size(self) -> int:
+        return self.upstream.hidden_sizes[0]
+
+    def forward(self, input: torch.Tensor, input_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hs, hs_lens = self.upstream(input, input_lengths)
+        if self.featurizer is not None:
+            return self.featurizer(hs, hs_lens)
+        return hs[self.layer], hs_lens[self.layer]
+
+    def pruning_loss(self) -> Optional[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+        """The objective's ``(loss, stats)``; a training call advances its warm-up. None when not pruning."""
+        return None if self.objective is None else self.objective()
+
+    def shrink(self) -> None:
+        """Physically prune the upstream by the gates' final masks and drop the objective."""
+        self.upstream.shrink()
+        self.objective = None

@@ -1,0 +1,183 @@
+"""ESPnet integration: collect stats, train one epoch with pruning, shrink, decode (tiny, CPU)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+import yaml
+
+from espnet_prune.pruning.presets import make_checkpoint
+
+WORDS = ["abc", "bad", "cab", "dab", "ace", "bead"]
+CHARS = sorted({c for w in WORDS for c in w})
+
+
+def _data_dir(root: Path) -> Path:
+    """Six utterances of tone + noise (0.6-1.1 s) with two-word transcripts: wav.scp, text."""
+    rng = np.random.default_rng(0)
+    data = root / "data"
+    (data / "wav").mkdir(parents=True)
+    scp, text = [], []
+    for i in range(6):
+        n = 9600 + 1600 * i
+        t = np.arange(n) / 16000
+        wav = 0.3 * np.sin(2 * np.pi * (200 + 50 * i) * t) + 0.05 * rng.standard_normal(n)
+        path = data / "wav" / f"utt{i}.wav"
+        soundfile.write(path, wav.astype(np.float32), 16000)
+        scp.append(f"utt{i} {path}")
+        text.append(f"utt{i} {WORDS[i]} {WORDS[(i + 1) % 6]}")
+    (data / "wav.scp").write_text("\n".join(scp) + "\n")
+    (data / "text").write_text("\n".join(text) + "\n")
+    return data
+
+
+def _config(root: Path, upstream: Path) -> Path:
+    conf = {
+        "frontend": "s3prl_prune",
+        "frontend_conf": {
+            "upstream_ckpt": str(upstream),
+            "multilayer_feature": True,
+            "pruning_conf": {"method": "mac", "target": 0.5, "warmup_steps": 2, "macs_seconds": 1.0, "reg_lr": 0.05},
+        },
+        "model": "espnet_prune",
+        "model_conf": {"ctc_weight": 0.3},
+        "normalize": None,
+        "encoder": "transformer",
+        "encoder_conf": {"output_size": 32, "attention_heads": 2, "linear_units": 64, "num_blocks": 1, "input_layer": "linear"},
+        "decoder": "transformer",
+        "decoder_conf": {"attention_heads": 2, "linear_units": 64, "num_blocks": 1},
+        "optim": "adam",
+        "optim_conf": {"lr": 0.001},
+        "max_epoch": 1,
+        "batch_type": "folded",
+        "batch_size": 3,
+        "num_att_plot": 0,
+        "use_tensorboard": False,  # tensorboard is not in tools/venv
+    }
+    path = root / "train.yaml"
+    path.write_text(yaml.safe_dump(conf))
+    return path
+
+
+def _train(root: Path, config: Path, data: Path, tokens: Path, extra: list[str]) -> str:
+    """Run the trainer; returns its log (ESPnet logs to stderr, asr.sh keeps it as train.log)."""
+    cmd = [sys.executable, "-m", "espnet_prune.bin.asr_train", "--config", str(config), "--ngpu", "0",
+           "--num_workers", "0", "--token_type", "char", "--token_list", str(tokens), "--use_preprocessor", "true"]
+    for split in ("train", "valid"):
+        cmd += [f"--{split}_data_path_and_name_and_type", f"{data}/wav.scp,speech,sound",
+                f"--{split}_data_path_and_name_and_type", f"{data}/text,text,text"]
+    done = subprocess.run(cmd + extra, cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("asr")
+    upstream = root / "tiny.pt"
+    torch.save(make_checkpoint("wav2vec2", "tiny", seed=0), upstream)
+    data = _data_dir(root)
+    tokens = root / "tokens.txt"
+    tokens.write_text("\n".join(["<blank>", "<unk>", "<space>", *CHARS, "<sos/eos>"]) + "\n")
+    config = _config(root, upstream)
+    stats, exp = root / "stats", root / "exp"
+    shapes = []
+    for split in ("train", "valid"):
+        shapes += [f"--{split}_shape_file", f"{data}/wav.scp", f"--{split}_shape_file", f"{data}/text"]
+    _train(root, config, data, tokens, ["--collect_stats", "true", "--output_dir", str(stats),
+                                        "--batch_type", "unsorted", *shapes])
+    shapes = []
+    for split in ("train", "valid"):
+        shapes += [f"--{split}_shape_file", f"{stats}/{split}/speech_shape",
+                   f"--{split}_shape_file", f"{stats}/{split}/text_shape"]
+    log = _train(root, config, data, tokens, ["--output_dir", str(exp), "--fold_length", "16000", "--fold_length", "20", *shapes])
+    return {"log": log, "root": root, "exp": exp, "data": data, "upstream": upstream}
+
+
+def test_training_logs_pruning_stats_and_saves_gates(trained):
+    log = trained["log"]
+    for key in ("sparsity_macs", "lambda1_macs", "loss_pruning", "remaining_heads"):
+        assert key in log, key
+    state = torch.load(trained["exp"] / "1epoch.pth", map_location="cpu")
+    assert any(k.endswith("log_alpha") for k in state)
+    assert "frontend.objective.lambdas" in state and "frontend.objective.step" in state
+    assert int(state["frontend.objective.step"]) > 0
+    assert state["frontend.objective.lambdas"].abs().sum() > 0  # trained in the optimiser's pruning group
+    # the trainer's resume file pickles its reporter too; it is this test's own file
+    resume = torch.load(trained["exp"] / "checkpoint.pth", map_location="cpu", weights_only=False)
+    groups = resume["optimizers"][0]["param_groups"]
+    assert [g["lr"] for g in groups] == [0.001, 0.05] and groups[1]["weight_decay"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def shrunk(trained) -> dict:
+    """The trained model with half its units closed (gated, eval) and its shrunk model directory."""
+    from espnet_prune.bin.asr_shrink import shrink_model_dir
+    from espnet_prune.pruning import set_random_keep
+    from espnet_prune.tasks.asr import ASRPruneTask
+
+    exp, root = trained["exp"], trained["root"]
+    # one epoch of a random model closes no gate: close half the units so shrinking changes the shapes
+    model, _ = ASRPruneTask.build_model_from_file(exp / "config.yaml", exp / "1epoch.pth", "cpu")
+    set_random_keep(model.frontend.upstream.gates, 0.5, torch.Generator().manual_seed(0))
+    torch.save(model.state_dict(), root / "halved.pth")
+    model.eval()
+    out = root / "exp_shrunk"
+    return {"gated": model, "out": out, "config": shrink_model_dir(exp / "config.yaml", root / "halved.pth", out)}
+
+
+def test_shrunk_directory_has_pruned_architecture_and_same_features(trained, shrunk):
+    from espnet_prune.tasks.asr import ASRPruneTask
+
+    out, gated = shrunk["out"], shrunk["gated"]
+    conf = yaml.safe_load(shrunk["config"].read_text())
+    assert conf["frontend_conf"]["pruning_conf"] is None
+    assert conf["frontend_conf"]["upstream_ckpt"] == str(out / "upstream.safetensors")
+    small, _ = ASRPruneTask.build_model_from_file(shrunk["config"], out / "model.pth", "cpu")  # strict load
+    small.eval()
+    assert small.frontend.upstream.gates is None and small.frontend.objective is None
+    assert small.frontend.upstream.arch.ffn_units[0] < gated.frontend.upstream.arch.ffn_units[0]
+
+    wav, _ = soundfile.read(trained["data"] / "wav" / "utt0.wav", dtype="float32")
+    speech, lengths = torch.from_numpy(wav)[None], torch.tensor([len(wav)])
+    with torch.no_grad():
+        feats, feats_len = gated.frontend(speech, lengths)
+        small_feats, small_len = small.frontend(speech, lengths)
+    assert torch.equal(feats_len, small_len)
+    assert (feats - small_feats).abs().max() <= 1e-4
+
+
+def test_shrunk_directory_decodes_with_speech2text(trained, shrunk):
+    # espnet2.bin.asr_inference imports the enhancement models, which need ci_sdr and fast_bss_eval
+    inference = pytest.importorskip("espnet2.bin.asr_inference", reason="needs ci_sdr and fast_bss_eval")
+    import espnet_prune.tasks.asr  # noqa: F401  (registers s3prl_prune, as espnet_prune.bin.asr_inference does)
+
+    s2t = inference.Speech2Text(asr_train_config=shrunk["config"], asr_model_file=shrunk["out"] / "model.pth",
+                                device="cpu", beam_size=2, ctc_weight=0.3, maxlenratio=0.5, nbest=1)
+    assert s2t.asr_model.frontend.upstream.gates is None
+    wav, _ = soundfile.read(trained["data"] / "wav" / "utt0.wav", dtype="float32")
+    text, tokens, *_ = s2t(wav)[0]
+    assert isinstance(text, str) and len(tokens) > 0
+
+
+def test_unknown_frontend_key_is_an_error(trained):
+    from espnet_prune.frontend.s3prl_prune import S3prlPruneFrontend
+
+    with pytest.raises(TypeError, match="bogus"):
+        S3prlPruneFrontend(upstream_ckpt=str(trained["upstream"]), bogus=1)
+    with pytest.raises(ValueError, match="unknown pruning_conf keys \\['bogus'\\]"):
+        S3prlPruneFrontend(upstream_ckpt=str(trained["upstream"]), pruning_conf={"method": "mac", "bogus": 1})
+
+
+def test_missing_upstream_ckpt_names_it(tmp_path):
+    from espnet_prune.frontend.s3prl_prune import S3prlPruneFrontend
+
+    missing = tmp_path / "nowhere.pt"
+    with pytest.raises(FileNotFoundError, match="nowhere.pt"):
+        S3prlPruneFrontend(upstream_ckpt=str(missing))
