@@ -15,6 +15,7 @@ setup(
         "kaldiio",
         "pyyaml",
         "jiwer",
+        "rapidfuzz",
         "safetensors",
         "soundfile",
     ],

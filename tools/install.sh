@@ -24,7 +24,7 @@ install_debian_tools() {
     else
         log "WARNING: missing system tools: ${missing[*]}"
         log "         install them with: sudo apt-get install -y ${missing[*]}"
-        log "         (espeak-ng: synthetic corpora; sctk: sclite scoring, jiwer is used without it)"
+        log "         (espeak-ng: synthetic corpora; sctk: sclite scoring, a Python copy of its report is used without it)"
     fi
 }
 

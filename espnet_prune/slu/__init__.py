@@ -1,0 +1,1 @@
+"""Spoken language understanding: SLURP's metrics."""
