@@ -32,3 +32,15 @@ class PruneASRModel(ESPnetASRModel):
         loss = loss + reg
         stats = {**stats, **reg_stats, "loss_pruning": reg.detach(), "loss": loss.detach()}
         return force_gatherable((loss, stats, weight), loss.device)
+
+    def collect_feats(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor, text: torch.Tensor, text_lengths: torch.Tensor, **kwargs
+    ) -> dict[str, torch.Tensor]:
+        """Features for ``--collect_stats``; none without a ``normalize`` layer.
+
+        The statistics are only read by ``global_mvn``, and computing them runs the whole
+        upstream over the training set; the shape files ESPnet needs come from the raw data.
+        """
+        if self.normalize is None:
+            return {}
+        return super().collect_feats(speech, speech_lengths, text, text_lengths, **kwargs)

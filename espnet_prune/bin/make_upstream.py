@@ -1,14 +1,20 @@
-"""Write a random-init wav2vec2/HuBERT checkpoint in S3PRL's converted format."""
+"""Write a random-init wav2vec2/HuBERT checkpoint in S3PRL's converted format.
+
+    python -m espnet_prune.bin.make_upstream --arch wav2vec2 --preset small --out up.pt \\
+        [--set encoder_layers=6 --set layer_norm_first=true]
+
+``--set KEY=VALUE`` overrides a model config field of the preset (VALUE is read as YAML).
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import torch
+import yaml
 
+from espnet_prune.data.atomic import atomic_file
 from espnet_prune.pruning.presets import PRESETS, make_checkpoint
 
 
@@ -18,17 +24,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a model config field")
     args = parser.parse_args(argv)
-    ckpt = make_checkpoint(args.arch, args.preset, args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=args.out.name + ".", suffix=".tmp", dir=args.out.parent)
-    os.close(fd)
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--set {item!r}: expected KEY=VALUE")
+        overrides[key] = yaml.safe_load(value)
     try:
+        ckpt = make_checkpoint(args.arch, args.preset, args.seed, **overrides)
+    except (ValueError, TypeError) as error:
+        parser.error(str(error))
+    with atomic_file(args.out) as tmp:
         torch.save(ckpt, tmp)
-        os.replace(tmp, args.out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     print(f"wrote {args.out} ({args.arch}, {args.preset})")
 
 

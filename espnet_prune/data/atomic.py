@@ -1,4 +1,4 @@
-"""Directories that appear only when complete: built beside their final place, then renamed."""
+"""Files and directories that appear only when complete: built beside their final place, then renamed."""
 
 from __future__ import annotations
 
@@ -30,11 +30,32 @@ def atomic_directory(final: Path) -> Iterator[Path]:
         raise
 
 
-def _chmod_as_new_directory(path: Path) -> None:
-    # mkdtemp makes 0700 directories; outputs should get the usual permissions (0777 minus umask).
+@contextmanager
+def atomic_file(final: Path) -> Iterator[Path]:
+    """Yield a temporary file path beside `final`; on success it replaces `final` (see atomic_directory)."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        tmp.chmod(0o666 & ~_umask())
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    path.chmod(0o777 & ~umask)
+    return umask
+
+
+def _chmod_as_new_directory(path: Path) -> None:
+    # mkdtemp makes 0700 directories; outputs should get the usual permissions (0777 minus umask).
+    path.chmod(0o777 & ~_umask())
 
 
 def _replace_directory(new: Path, final: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import soundfile
@@ -28,9 +29,30 @@ def check_audio(path: Path, sample_rate: int = SAMPLE_RATE, decode: bool = False
         raise DataPrepError(f"{info.channels} channels, expected mono", path)
     if info.frames <= 0:
         raise DataPrepError("audio is empty (0 samples)", path)
+    if info.format == "WAV":
+        _check_wav_length(path)
     if decode:
         _check_decodes(path, info.frames)
     return info.frames
+
+
+def _check_wav_length(path: Path) -> None:
+    """A WAV file shorter than its `data` chunk declares is truncated.
+
+    libsndfile reads such a file without complaint as a shorter one (even decoding it), so this is
+    checked from the chunk headers. A size of 0 or 0xFFFFFFFF means "unknown" (streamed output).
+    """
+    with open(path, "rb") as f:
+        if f.read(12)[8:12] != b"WAVE":
+            return
+        while len(chunk := f.read(8)) == 8:
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                present = os.fstat(f.fileno()).st_size - f.tell()
+                if 0 < size < 0xFFFFFFFF and present < size:
+                    raise DataPrepError(f"audio is truncated: {present} of {size} bytes of samples", path)
+                return
+            f.seek(size + (size & 1), os.SEEK_CUR)  # chunks are padded to an even size
 
 
 def _check_decodes(path: Path, frames: int) -> None:

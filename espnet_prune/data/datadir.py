@@ -117,6 +117,8 @@ def write_data_dir(
     spk2gender: Mapping[str, str] | None = None,
 ) -> None:
     """Write and validate a data directory; it appears at `out` only when complete and valid."""
+    for utterance in utterances:
+        _check_utterance(utterance, out)
     ordered = sorted(utterances, key=lambda u: u.utt_id)
     for before, after in pairwise(ordered):
         if before.utt_id == after.utt_id:
@@ -144,6 +146,23 @@ def write_data_dir(
         if spk2gender is not None:
             write_table(tmp / "spk2gender", ((spk, spk2gender[spk]) for spk in sorted(spk2utt)))
         validate_data_dir(tmp, extra_tables)
+
+
+def _check_utterance(utterance: Utterance, out: Path) -> None:
+    """DataDirError naming `out` and the utterance if a table line of it would not read back.
+
+    Ids are also kept free of '/' and '\\': ESPnet's stages name files after utterance and speaker
+    ids, and such an id would write outside their folders.
+    """
+    for what, value in (("utterance id", utterance.utt_id), ("speaker id", utterance.speaker)):
+        if value in ("", ".", "..") or any(c.isspace() or c in "/\\" for c in value):
+            raise DataDirError(f"{what} {value!r} is empty, '.', '..' or holds whitespace, '/' or '\\'", out)
+    values = {"wav.scp": utterance.audio, "text": utterance.text, **utterance.extra}
+    for table, value in values.items():
+        try:
+            format_table_line(utterance.utt_id, value).encode("utf-8")
+        except (ValueError, UnicodeEncodeError) as error:  # UnicodeEncodeError: lone surrogates
+            raise DataDirError(f"{table} of utterance {utterance.utt_id!r}: {error}", out) from None
 
 
 def validate_data_dir(data_dir: Path, extra_tables: Sequence[str] = ()) -> int:

@@ -36,7 +36,7 @@ CORPUS_DIR = "LibriSpeech"
 SPEAKERS_FILE = "SPEAKERS.TXT"
 SPEAKERS_HEADER = ";ID  |SEX| SUBSET           |MINUTES| NAME"
 CHAPTERS_HEADER = ";ID      |READER|MINUTES| SUBSET           | PROJ.|BOOK ID| CH. TITLE | PROJECT TITLE"
-_UTTERANCE_ID = re.compile(r"(\d+)-(\d+)-(\d+)")
+_UTTERANCE_ID = re.compile(r"(\d+)-(\d+)-(\d+)", re.ASCII)  # without ASCII, \d takes any script's digits
 
 
 @dataclass(frozen=True)

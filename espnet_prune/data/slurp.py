@@ -391,7 +391,8 @@ def read_speakers(path: Path) -> dict[str, str]:
         try:
             for file, recording in record["recordings"].items():
                 usrid = recording["usrid"]
-                if not isinstance(usrid, str) or not usrid or any(c.isspace() for c in usrid):
+                # a usrid starts every utterance id, which ESPnet's stages use as a file name
+                if not isinstance(usrid, str) or usrid in ("", ".", "..") or any(c.isspace() or c in "/\\" for c in usrid):
                     raise ValueError(f"usrid {usrid!r} of {file}")
                 speakers[file] = usrid
         except (AttributeError, KeyError, TypeError, ValueError) as error:

@@ -5,7 +5,8 @@
   ``"dictionaries_symbols"`` for HuBERT). A raw fairseq checkpoint must first be converted with
   S3PRL's converter (``python -m s3prl.upstream.wav2vec2.convert``, which needs fairseq).
 * Shrunk (or re-saved) checkpoints are one safetensors file: the weights, and in its metadata
-  the configs and the per-layer pruned architecture. Loading one runs no code.
+  the configs, the per-layer pruned architecture, the payload size and a SHA-256 digest of the
+  contents. Loading one runs no code, and a truncated or altered file is refused by name.
 
 Only S3PRL's model classes are imported here (not ``s3prl.nn``, whose hub import takes ~15 s),
 so command-line tools that only read or write checkpoints start fast.
@@ -13,10 +14,13 @@ so command-line tools that only read or write checkpoints start fast.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import struct
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -28,6 +32,9 @@ from espnet_prune.pruning.arch import UpstreamArch
 from espnet_prune.pruning.shrink import apply_arch_
 
 FORMAT = "espnet_prune.upstream/1"
+# Metadata keys added within format 1; files written before them still load (with a warning).
+PAYLOAD_KEY = "payload_bytes"
+DIGEST_KEY = "sha256"
 
 
 class CheckpointError(ValueError):
@@ -112,15 +119,80 @@ def read_checkpoint(path: str | os.PathLike, allow_pickle: bool = False) -> SSLC
         dictionaries_symbols=state.get("dictionaries_symbols"),
     )
     try:
-        ckpt.arch
+        check_weights_match_arch(ckpt.weights, ckpt.arch)
     except ValueError as err:
         raise CheckpointError(f"{path}: {err}") from None
     return ckpt
 
 
+def content_digest(weights: Mapping[str, torch.Tensor], meta: Mapping[str, str]) -> str:
+    """SHA-256 (hex) of a checkpoint's contents: the metadata but the digest itself, then each
+    tensor's name, dtype, shape and bytes, in name order.
+
+    Computed from the tensors in memory, so a loaded file is verified without reading it a second
+    time. With the size check this covers every byte of the file: a changed byte either breaks
+    the safetensors header or changes what is hashed.
+    """
+    h = hashlib.sha256()
+    h.update(json.dumps({k: v for k, v in meta.items() if k != DIGEST_KEY}, sort_keys=True).encode())
+    for name in sorted(weights):
+        t = weights[name].detach().cpu().contiguous()
+        h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
+        # the record above fixes the byte count, so tensors cannot run into each other
+        h.update(t.reshape(-1).view(torch.uint8).numpy().data)
+    return h.hexdigest()
+
+
+def _payload_bytes(weights: Mapping[str, torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in weights.values())
+
+
+def _check_safetensors_size(path: str) -> None:
+    """Compare the file size with what its header (and our metadata) says it holds.
+
+    safetensors layout: 8-byte little-endian header length N, N bytes of JSON header, payload.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        (header_len,) = struct.unpack("<Q", f.read(8))
+        if size < 8 + header_len:
+            raise CheckpointError(f"{path}: truncated: expected more than {8 + header_len} bytes, found {size}")
+        try:
+            header = json.loads(f.read(header_len))
+            ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+            meta = header.get("__metadata__") or {}
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
+            raise CheckpointError(f"{path}: corrupt safetensors header ({err})") from None
+    payload = max(ends, default=0)
+    if PAYLOAD_KEY in meta and meta[PAYLOAD_KEY] != str(payload):
+        raise CheckpointError(
+            f"{path}: corrupt: the header places {payload} bytes of tensors, the metadata records {meta[PAYLOAD_KEY]}"
+        )
+    expected = 8 + header_len + payload
+    if size < expected:
+        raise CheckpointError(f"{path}: truncated: expected {expected} bytes, found {size}")
+    if size > expected:
+        raise CheckpointError(f"{path}: {size - expected} unexpected bytes after the tensors: expected {expected} bytes, found {size}")
+
+
+def _with_sorted_metadata(data: bytes) -> tuple[bytes, memoryview]:
+    """Split safetensors bytes into a header with the metadata in key order, and the payload.
+
+    safetensors writes its metadata map in a different order in every process, so equal inputs
+    would give different files.
+    """
+    (header_len,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + header_len])
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # safetensors pads the header so that the payload is 8-byte aligned
+    return struct.pack("<Q", len(text)) + text, memoryview(data)[8 + header_len :]
+
+
 def _read_safetensors(path: str) -> SSLCheckpoint:
     from safetensors import safe_open
 
+    _check_safetensors_size(path)
     try:
         with safe_open(path, framework="pt") as f:
             meta = f.metadata() or {}
@@ -129,6 +201,10 @@ def _read_safetensors(path: str) -> SSLCheckpoint:
         raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({err})") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: safetensors file is not an espnet_prune upstream (format={meta.get('format')!r})")
+    if DIGEST_KEY not in meta:
+        logging.warning("%s: has no %s digest (written by an older espnet_prune); its integrity is not checked", path, DIGEST_KEY)
+    elif content_digest(weights, meta) != meta[DIGEST_KEY]:
+        raise CheckpointError(f"{path}: checksum mismatch: its contents changed after it was written (damaged or edited)")
     try:
         ckpt = SSLCheckpoint(
             model_type=meta["model_type"],
@@ -138,10 +214,66 @@ def _read_safetensors(path: str) -> SSLCheckpoint:
             dictionaries_symbols=json.loads(meta["dictionaries_symbols"]),
             pruned=json.loads(meta["pruned"]),
         )
-        ckpt.arch
+        arch = ckpt.arch
     except (KeyError, json.JSONDecodeError, ValueError) as err:
         raise CheckpointError(f"{path}: bad espnet_prune metadata ({err})") from None
+    try:
+        check_weights_match_arch(weights, arch)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
     return ckpt
+
+
+def expected_shapes(arch: UpstreamArch) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Shapes of the weights that ``arch`` decides (those :func:`apply_arch_` rebuilds), by name,
+    each with the architecture fact it follows from (for error messages)."""
+    shapes: dict[str, tuple[str, tuple[int, ...]]] = {}
+    c_in = 1
+    for i, (c_out, k) in enumerate(zip(arch.conv_channels, arch.conv_kernels)):
+        shapes[f"feature_extractor.conv_layers.{i}.0.weight"] = (f"conv layer {i} has {c_out} channels", (c_out, c_in, k))
+        c_in = c_out
+    last = f"conv layer {len(arch.conv_channels) - 1} has {c_in} channels"
+    shapes["layer_norm.weight"] = (last, (c_in,))
+    if arch.has_feature_projection:
+        shapes["post_extract_proj.weight"] = (last, (arch.encoder_dim, c_in))
+    d = arch.encoder_dim
+    for i, (heads, units, has_attention, has_ffn) in enumerate(zip(arch.heads, arch.ffn_units, arch.attention, arch.ffn)):
+        prefix = f"encoder.layers.{i}."
+        inner = heads * arch.head_dim if has_attention else 0
+        what = f"Transformer layer {i} has {heads} heads of {arch.head_dim}" if has_attention else f"Transformer layer {i} has no attention"
+        for proj in ("q_proj", "k_proj", "v_proj"):
+            shapes[prefix + f"self_attn.{proj}.weight"] = (what, (inner, d))
+            shapes[prefix + f"self_attn.{proj}.bias"] = (what, (inner,))
+        shapes[prefix + "self_attn.out_proj.weight"] = (what, (d, inner))
+        units = units if has_ffn else 0
+        what = f"Transformer layer {i} has {units} FFN units" if has_ffn else f"Transformer layer {i} has no FFN"
+        shapes[prefix + "fc1.weight"] = (what, (units, d))
+        shapes[prefix + "fc1.bias"] = (what, (units,))
+        shapes[prefix + "fc2.weight"] = (what, (d, units))
+    return shapes
+
+
+def check_weights_match_arch(weights: Mapping[str, torch.Tensor], arch: UpstreamArch) -> None:
+    """ValueError naming the layer and the tensor where ``weights`` disagree with ``arch``.
+
+    Checked before a model is built, so that a file whose recorded architecture is wrong fails
+    with that, not with a size mismatch deep inside ``load_state_dict``.
+    """
+    for name, (what, shape) in expected_shapes(arch).items():
+        if name not in weights:
+            raise ValueError(f"architecture and weights disagree: {what}, but there is no tensor {name}")
+        found = tuple(weights[name].shape)
+        if found != shape:
+            raise ValueError(
+                f"architecture and weights disagree: {what}, so {name} should have shape {shape}, but it has {found}"
+            )
+    for i, (has_attention, has_ffn) in enumerate(zip(arch.attention, arch.ffn)):
+        for present, name, what in (
+            (has_attention, f"encoder.layers.{i}.self_attn.out_proj.bias", "attention"),
+            (has_ffn, f"encoder.layers.{i}.fc2.bias", "FFN"),
+        ):
+            if not present and name in weights:
+                raise ValueError(f"architecture and weights disagree: Transformer layer {i} has no {what}, but there is a tensor {name}")
 
 
 def build_model(ckpt: SSLCheckpoint, source: str = "checkpoint") -> nn.Module:
@@ -174,8 +306,11 @@ def build_model(ckpt: SSLCheckpoint, source: str = "checkpoint") -> nn.Module:
 
 
 def save_checkpoint(model: nn.Module, info: SSLCheckpoint, arch: UpstreamArch, path: str | os.PathLike) -> None:
-    """Write ``model``'s weights with ``info``'s configs and ``arch`` as one safetensors file, atomically."""
-    from safetensors.torch import save_file
+    """Write ``model``'s weights with ``info``'s configs and ``arch`` as one safetensors file, atomically.
+
+    The same model and configs give the same bytes (re-running a tool reproduces its output).
+    """
+    from safetensors.torch import save
 
     if hasattr(model, "pruning_gates"):
         raise ValueError("gates are attached: shrink the upstream before saving it")
@@ -187,13 +322,20 @@ def save_checkpoint(model: nn.Module, info: SSLCheckpoint, arch: UpstreamArch, p
         "model_cfg": json.dumps(info.model_cfg),
         "dictionaries_symbols": json.dumps(info.dictionaries_symbols),
         "pruned": json.dumps(arch.pruned_dict()),
+        PAYLOAD_KEY: str(_payload_bytes(weights)),
     }
+    meta[DIGEST_KEY] = content_digest(weights, meta)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(weights, tmp, metadata=meta)
+        header, payload = _with_sorted_metadata(save(weights, metadata=meta))
+        with open(tmp, "wb") as f:
+            f.write(header)
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())  # the rename must not land before the data does
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -106,7 +106,8 @@ def shrink_upstream(model: nn.Module) -> UpstreamArch:
     dh = dense.head_dim
     for i, (n_heads, n_units) in enumerate(zip(dense.heads, dense.ffn_units)):
         prefix = f"encoder.layers.{i}."
-        sub = masks.get(("attention", i), torch.ones(1))
+        # an ungated sublayer stays as it is: one already removed (re-pruning a shrunk model) stays removed
+        sub = masks.get(("attention", i), torch.ones(1) if dense.attention[i] else torch.zeros(1))
         head_index, head_scale = _kept(masks.get(("heads", i)), n_heads)
         if sub[0] == 0:
             head_index, head_scale = head_index[:0], head_scale[:0]
@@ -117,13 +118,13 @@ def shrink_upstream(model: nn.Module) -> UpstreamArch:
         out_w = state[prefix + "self_attn.out_proj.weight"][:, inner]
         state[prefix + "self_attn.out_proj.weight"] = out_w * head_scale.repeat_interleave(dh)[None, :] * sub
         if sub[0] == 0:
-            del state[prefix + "self_attn.out_proj.bias"]
+            state.pop(prefix + "self_attn.out_proj.bias", None)  # absent if the sublayer was already removed
         else:
             state[prefix + "self_attn.out_proj.bias"] = state[prefix + "self_attn.out_proj.bias"] * sub
         heads.append(len(head_index))
         attention.append(bool(sub[0] > 0))
 
-        sub = masks.get(("ffn", i), torch.ones(1))
+        sub = masks.get(("ffn", i), torch.ones(1) if dense.ffn[i] else torch.zeros(1))
         unit_index, unit_scale = _kept(masks.get(("ffn_units", i)), n_units)
         if sub[0] == 0:
             unit_index, unit_scale = unit_index[:0], unit_scale[:0]
@@ -131,7 +132,7 @@ def shrink_upstream(model: nn.Module) -> UpstreamArch:
         state[prefix + "fc1.bias"] = state[prefix + "fc1.bias"][unit_index]
         state[prefix + "fc2.weight"] = state[prefix + "fc2.weight"][:, unit_index] * unit_scale[None, :] * sub
         if sub[0] == 0:
-            del state[prefix + "fc2.bias"]
+            state.pop(prefix + "fc2.bias", None)
         else:
             state[prefix + "fc2.bias"] = state[prefix + "fc2.bias"] * sub
         ffn_units.append(len(unit_index))
