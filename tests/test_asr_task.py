@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -65,14 +67,18 @@ def _config(root: Path, upstream: Path) -> Path:
     return path
 
 
-def _train(root: Path, config: Path, data: Path, tokens: Path, extra: list[str]) -> str:
-    """Run the trainer; returns its log (ESPnet logs to stderr, asr.sh keeps it as train.log)."""
+def _train_cmd(config: Path, data: Path, tokens: Path, extra: list[str]) -> list[str]:
     cmd = [sys.executable, "-m", "espnet_prune.bin.asr_train", "--config", str(config), "--ngpu", "0",
            "--num_workers", "0", "--token_type", "char", "--token_list", str(tokens), "--use_preprocessor", "true"]
     for split in ("train", "valid"):
         cmd += [f"--{split}_data_path_and_name_and_type", f"{data}/wav.scp,speech,sound",
                 f"--{split}_data_path_and_name_and_type", f"{data}/text,text,text"]
-    done = subprocess.run(cmd + extra, cwd=root, capture_output=True, text=True)
+    return cmd + extra
+
+
+def _train(root: Path, config: Path, data: Path, tokens: Path, extra: list[str]) -> str:
+    """Run the trainer; returns its log (ESPnet logs to stderr, asr.sh keeps it as train.log)."""
+    done = subprocess.run(_train_cmd(config, data, tokens, extra), cwd=root, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stderr
 
@@ -96,8 +102,35 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     for split in ("train", "valid"):
         shapes += [f"--{split}_shape_file", f"{stats}/{split}/speech_shape",
                    f"--{split}_shape_file", f"{stats}/{split}/text_shape"]
-    log = _train(root, config, data, tokens, ["--output_dir", str(exp), "--fold_length", "16000", "--fold_length", "20", *shapes])
-    return {"log": log, "root": root, "exp": exp, "data": data, "upstream": upstream}
+    shapes += ["--fold_length", "16000", "--fold_length", "20"]
+    log = _train(root, config, data, tokens, ["--output_dir", str(exp), *shapes])
+    return {"log": log, "root": root, "exp": exp, "data": data, "upstream": upstream, "config": config,
+            "tokens": tokens, "shapes": shapes}
+
+
+def test_training_killed_part_way_resumes_to_the_same_model(trained):
+    """SIGKILL in the second of three epochs, re-run with --resume: the model equals an uninterrupted run's."""
+    root, config, data, tokens = trained["root"], trained["config"], trained["data"], trained["tokens"]
+    extra = [*trained["shapes"], "--max_epoch", "3", "--resume", "true", "--seed", "3"]
+    reference, killed = root / "exp_reference", root / "exp_killed"
+    _train(root, config, data, tokens, ["--output_dir", str(reference), *extra])
+    log = root / "killed.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(_train_cmd(config, data, tokens, ["--output_dir", str(killed), *extra]),
+                                cwd=root, stdout=subprocess.DEVNULL, stderr=err)
+    # ESPnet announces an epoch after saving the previous one (its checkpoint writes are not atomic)
+    deadline = time.monotonic() + 300
+    while "2/3epoch started" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert "2/3epoch started" in log.read_text() and not (killed / "3epoch.pth").exists()
+    resumed = _train(root, config, data, tokens, ["--output_dir", str(killed), *extra])
+    assert "2/3epoch started" in resumed and "1/3epoch started" not in resumed
+    a = torch.load(reference / "3epoch.pth", map_location="cpu")
+    b = torch.load(killed / "3epoch.pth", map_location="cpu")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_training_logs_pruning_stats_and_saves_gates(trained):

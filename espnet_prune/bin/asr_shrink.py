@@ -3,13 +3,15 @@
 ``python -m espnet_prune.bin.asr_shrink --config exp/X/config.yaml --model_file exp/X/valid.acc.ave.pth
 --out_dir exp/X_shrunk`` writes, all at once (the directory appears only when complete):
 ``upstream.safetensors`` (the shrunk upstream), ``config.yaml`` (``frontend_conf.upstream_ckpt`` ->
-that file, ``pruning_conf: null``) and ``model.pth`` (state dict of the shrunk architecture).
+that file, ``pruning_conf: null``), ``model.pth`` (state dict of the shrunk architecture) and
+``pruning_summary.json`` (what remains of each layer; its table is printed).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -18,9 +20,11 @@ import yaml
 
 from espnet_prune.data.atomic import atomic_directory
 from espnet_prune.frontend.s3prl_prune import S3prlPruneFrontend
+from espnet_prune.pruning.objective import format_summary, pruning_summary
 from espnet_prune.tasks.asr import ASRPruneTask
 
 UPSTREAM_NAME, CONFIG_NAME, MODEL_NAME = "upstream.safetensors", "config.yaml", "model.pth"
+SUMMARY_NAME = "pruning_summary.json"
 
 
 def shrink_model_dir(config: Path, model_file: Path, out_dir: Path) -> Path:
@@ -33,7 +37,9 @@ def shrink_model_dir(config: Path, model_file: Path, out_dir: Path) -> Path:
     if not isinstance(frontend, S3prlPruneFrontend) or frontend.upstream.gates is None:
         raise ValueError(f"{config}: the model has no pruned s3prl_prune frontend to shrink")
     model.eval()
+    dense = frontend.upstream.arch
     frontend.shrink()
+    summary = pruning_summary(dense, frontend.upstream.arch)
     with open(config, encoding="utf-8") as f:
         conf = yaml.safe_load(f)
     new_conf = copy.deepcopy(conf)
@@ -45,6 +51,8 @@ def shrink_model_dir(config: Path, model_file: Path, out_dir: Path) -> Path:
         with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as f:
             yaml.safe_dump(new_conf, f, sort_keys=False)
         torch.save(model.state_dict(), tmp / MODEL_NAME)
+        (tmp / SUMMARY_NAME).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    print(format_summary(summary))
     return Path(out_dir) / CONFIG_NAME
 
 

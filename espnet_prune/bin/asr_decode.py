@@ -1,0 +1,142 @@
+"""Decode a data directory with ESPnet's ``Speech2Text`` (joint CTC/attention beam search), timed.
+
+    python -m espnet_prune.bin.asr_decode --asr_train_config exp/X/config.yaml \\
+        --asr_model_file exp/X/valid.acc.ave.pth --decode_config conf/decode_asr.yaml \\
+        --data_dir data/test_clean --out_dir exp/X/decode_asr/test_clean [--nj 2]
+
+``--decode_config`` holds ``Speech2Text`` keyword arguments (``beam_size``, ``ctc_weight``,
+``penalty``, ...); an unknown key is an error. The output directory, written only when every
+utterance is decoded, holds ESPnet's ``text`` and ``token`` tables and ``decode.json``: the
+number of utterances, seconds of audio, seconds spent in ``Speech2Text`` calls (model loading
+excluded) and their ratio, the real-time factor of one single-threaded decoding process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import logging
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import yaml
+
+from espnet_prune.data.atomic import atomic_directory
+
+_worker: dict[str, Any] = {}  # per decoding process: the Speech2Text and the wav.scp reader
+
+
+def read_decode_config(path: Optional[Path]) -> dict[str, Any]:
+    """``Speech2Text`` keyword arguments from YAML; unknown keys are an error naming the file."""
+    if path is None:
+        return {}
+    with open(path, encoding="utf-8") as f:
+        conf = yaml.safe_load(f) or {}
+    if not isinstance(conf, dict):
+        raise ValueError(f"{path}: expected a mapping of Speech2Text arguments")
+    from espnet2.bin.asr_inference import Speech2Text
+
+    known = set(inspect.signature(Speech2Text).parameters) - {"asr_train_config", "asr_model_file", "device"}
+    unknown = sorted(set(conf) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown decoding keys {unknown}")
+    return conf
+
+
+def _init_worker(train_config: str, model_file: str, conf: dict[str, Any], wav_scp: str) -> None:
+    import torch
+    from espnet2.bin.asr_inference import Speech2Text
+    from espnet2.fileio.sound_scp import SoundScpReader
+
+    import espnet_prune.tasks.asr  # noqa: F401  (registers s3prl_prune and the espnet_prune model)
+
+    torch.set_num_threads(1)  # one process per core: beam search gains little from threads
+    logging.getLogger().setLevel(logging.WARNING)  # beam search logs every hypothesis at INFO
+    _worker["speech2text"] = Speech2Text(
+        asr_train_config=train_config, asr_model_file=model_file, device="cpu", **conf
+    )
+    _worker["audio"] = SoundScpReader(wav_scp, dtype="float32")
+
+
+def _decode(utt: str) -> tuple[str, str, list[str], float, float]:
+    """utt -> (utt, text, tokens, audio seconds, decode seconds)."""
+    import torch
+
+    rate, wav = _worker["audio"][utt]
+    if rate != 16000:
+        raise ValueError(f"{utt}: sampling rate {rate} Hz; the models take 16 kHz")
+    start = time.perf_counter()
+    with torch.no_grad():
+        results = _worker["speech2text"](wav)
+    seconds = time.perf_counter() - start
+    text, tokens = (results[0][0] or "", list(results[0][1])) if results else ("", [])
+    return utt, text, tokens, len(wav) / rate, seconds
+
+
+def decode_data_dir(
+    train_config: Path, model_file: Path, data_dir: Path, out_dir: Path, conf: dict[str, Any], nj: int = 1
+) -> dict[str, Any]:
+    """Decode every utterance of ``data_dir/wav.scp`` in ``nj`` processes; returns decode.json's content."""
+    from tqdm import tqdm
+
+    wav_scp = data_dir / "wav.scp"
+    utts = [line.split(maxsplit=1)[0] for line in wav_scp.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for path in (train_config, model_file, wav_scp):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path} does not exist")
+    # fork before this process runs any torch op: the workers inherit the imports, not a thread pool
+    context = multiprocessing.get_context("fork")
+    results = {}
+    with context.Pool(nj, _init_worker, (str(train_config), str(model_file), conf, str(wav_scp))) as pool:
+        for utt, text, tokens, audio, seconds in tqdm(
+            pool.imap_unordered(_decode, utts), total=len(utts), desc=f"decode {data_dir.name}", file=sys.stderr
+        ):
+            results[utt] = (text, tokens, audio, seconds)
+    audio_seconds = sum(r[2] for r in results.values())
+    decode_seconds = sum(r[3] for r in results.values())
+    summary = {
+        "utterances": len(results),
+        "audio_seconds": round(audio_seconds, 3),
+        "decode_seconds": round(decode_seconds, 3),
+        "rtf": round(decode_seconds / audio_seconds, 5) if audio_seconds else None,
+        "processes": nj,
+        "threads_per_process": 1,
+        "decode_config": conf,
+    }
+    with atomic_directory(out_dir) as tmp:
+        (tmp / "text").write_text("".join(f"{u} {results[u][0]}\n" for u in sorted(results)), encoding="utf-8")
+        (tmp / "token").write_text("".join(f"{u} {' '.join(results[u][1])}\n" for u in sorted(results)), encoding="utf-8")
+        (tmp / "decode.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--asr_train_config", type=Path, required=True)
+    parser.add_argument("--asr_model_file", type=Path, required=True)
+    parser.add_argument("--decode_config", type=Path, help="YAML of Speech2Text arguments")
+    parser.add_argument("--data_dir", type=Path, required=True, help="with wav.scp")
+    parser.add_argument("--out_dir", type=Path, required=True)
+    parser.add_argument("--nj", type=int, default=os.cpu_count() or 1, help="decoding processes (default: all cores)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    try:
+        conf = read_decode_config(args.decode_config)
+        summary = decode_data_dir(args.asr_train_config, args.asr_model_file, args.data_dir, args.out_dir, conf, args.nj)
+    except (ValueError, FileNotFoundError) as error:
+        logging.error("%s", error)
+        return 1
+    logging.info(
+        "%s: %d utterances, %.1f s of audio, RTF %.4f (1 thread per process)",
+        args.out_dir, summary["utterances"], summary["audio_seconds"], summary["rtf"] or 0.0,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

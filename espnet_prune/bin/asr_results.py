@@ -1,0 +1,158 @@
+"""Write a recipe's RESULTS.md (ESPnet's style): environment, then one row per model.
+
+    python -m espnet_prune.bin.asr_results --exp_dirs exp/asr_a exp/asr_b \\
+        --inference_tag decode_decode_asr --test_sets test_clean --out RESULTS.md
+
+Per model: the pruning method and target, WER per test set (from sclite's result.txt), the
+upstream's parameters and GMACs for a 10 s input (the shrunk upstream for a pruned model), the
+real-time factor of decoding (one thread per process) and the training time read from ESPnet's
+log. The file is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import yaml
+
+from espnet_prune.asr.score import parse_sclite_summary
+from espnet_prune.data.atomic import atomic_file
+from espnet_prune.pruning.checkpoint import read_checkpoint
+from espnet_prune.pruning.cost import upstream_cost
+
+COST_SECONDS = 10.0
+# ESPnet's reporter: "... 3epoch results: [train] ..., time=1 minute and 2.5 seconds, ..."
+_EPOCH_TIME = re.compile(r"epoch results: \[train\].*?time=((?:\d+ hours?, )?(?:\d+ minutes? and )?[\d.]+ seconds)")
+
+
+@dataclass
+class ModelResult:
+    name: str
+    method: str
+    target: Optional[float]
+    wer: dict[str, Optional[float]]
+    params_m: float
+    gmacs: float
+    rtf: Optional[float]
+    train_minutes: Optional[float]
+
+
+def _seconds(text: str) -> float:
+    total = 0.0
+    for value, unit in re.findall(r"([\d.]+) (hour|minute|second)", text):
+        total += float(value) * {"hour": 3600, "minute": 60, "second": 1}[unit]
+    return total
+
+
+def training_minutes(train_log: Path) -> Optional[float]:
+    """Sum of ESPnet's per-epoch training times in ``train_log`` (None if it has none)."""
+    if not train_log.is_file():
+        return None
+    times = [_seconds(m) for m in _EPOCH_TIME.findall(train_log.read_text(encoding="utf-8", errors="replace"))]
+    return sum(times) / 60 if times else None
+
+
+def model_result(exp_dir: Path, inference_tag: str, test_sets: Sequence[str]) -> ModelResult:
+    shrunk = exp_dir / "shrunk" / "config.yaml"
+    config_path = shrunk if shrunk.is_file() else exp_dir / "config.yaml"
+    with open(exp_dir / "config.yaml", encoding="utf-8") as f:
+        trained = yaml.safe_load(f)
+    with open(config_path, encoding="utf-8") as f:
+        used = yaml.safe_load(f)
+    pruning = (trained.get("frontend_conf") or {}).get("pruning_conf")
+    cost = upstream_cost(read_checkpoint(used["frontend_conf"]["upstream_ckpt"]).arch, COST_SECONDS)
+    wer: dict[str, Optional[float]] = {}
+    rtfs = []
+    for dset in test_sets:
+        decode_dir = exp_dir / inference_tag / dset
+        result = decode_dir / "score_wer" / "result.txt"
+        wer[dset] = float(parse_sclite_summary(result.read_text(encoding="utf-8"))["wer"]) if result.is_file() else None
+        if (decode_dir / "decode.json").is_file():
+            rtfs.append(json.loads((decode_dir / "decode.json").read_text())["rtf"])
+    return ModelResult(
+        name=exp_dir.name,
+        method=pruning["method"] if pruning else "unpruned",
+        target=pruning.get("target") if pruning else None,
+        wer=wer,
+        params_m=float(cost.params) / 1e6,
+        gmacs=float(cost.macs) / 1e9,
+        rtf=sum(rtfs) / len(rtfs) if rtfs else None,
+        train_minutes=training_minutes(exp_dir / "train.log"),
+    )
+
+
+def _environment() -> str:
+    import espnet
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"- date: `{datetime.datetime.now().astimezone().isoformat(timespec='seconds')}`\n"
+        f"- python `{platform.python_version()}`, torch `{torch.__version__}`, espnet `{espnet.__version__}`\n"
+        f"- machine: {os.cpu_count()} cores ({cpu}); decoding RTF: 1 thread per process, CPU\n"
+    )
+
+
+def results_markdown(title: str, results: Sequence[ModelResult], test_sets: Sequence[str], inference_tag: str) -> str:
+    def num(value: Optional[float], fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    header = ["model", "method", "target", *[f"WER {d}" for d in test_sets], "params (M)", "GMACs (10 s)", "RTF", "train (min)"]
+    rows = [
+        [r.name, r.method, num(r.target, ".2f"), *[num(r.wer[d], ".1f") for d in test_sets],
+         f"{r.params_m:.2f}", f"{r.gmacs:.2f}", num(r.rtf, ".4f"), num(r.train_minutes, ".1f")]
+        for r in results
+    ]  # fmt: skip
+    lines = [
+        f"# {title}\n",
+        "## Environment\n",
+        _environment(),
+        f"## ASR results ({inference_tag})\n",
+        "Upstream parameters and GMACs are for a 10 s input (for a pruned model: its shrunk upstream); "
+        "WER from sclite's `result.txt` in `exp/<model>/" + inference_tag + "/<test set>/score_wer/`.\n",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *["| " + " | ".join(row) + " |" for row in rows],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exp_dirs", type=Path, nargs="+", required=True)
+    parser.add_argument("--inference_tag", required=True)
+    parser.add_argument("--test_sets", nargs="+", required=True)
+    parser.add_argument("--title", default=f"RESULTS: {Path.cwd().parent.name}/{Path.cwd().name}")
+    parser.add_argument("--out", type=Path, default=Path("RESULTS.md"))
+    args = parser.parse_args(argv)
+    try:
+        results = [model_result(d, args.inference_tag, args.test_sets) for d in args.exp_dirs]
+    except (OSError, ValueError, KeyError) as error:
+        print(f"asr_results: {error}", file=sys.stderr)
+        return 1
+    text = results_markdown(args.title, results, args.test_sets, args.inference_tag)
+    with atomic_file(args.out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

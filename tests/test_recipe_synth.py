@@ -1,0 +1,102 @@
+"""egs2/synth_librispeech/asr1 end to end in its reduced mode (`./run.sh --ci true`, a few minutes).
+
+Every stage runs for real on a synthetic corpus: data, tokens, the stand-in pretraining, stats,
+training (unpruned and HJ-Pruning-MAC), shrink, decoding, scoring and RESULTS. The models train
+for a few steps only, so the checks are on the plumbing and on what must hold at any accuracy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from espnet_prune.asr.score import parse_sclite_summary
+from espnet_prune.pruning.checkpoint import read_checkpoint
+from espnet_prune.pruning.cost import upstream_cost
+
+REPO = Path(__file__).resolve().parents[1]
+OUTPUTS = ("data", "data_ci", "exp", "exp_ci", "downloads", "RESULTS_ci.md")
+
+
+def _run(recipe: Path, *args: str) -> str:
+    env = {**os.environ, "MAIN_ROOT": str(REPO)}
+    done = subprocess.run(["./run.sh", *args], cwd=recipe, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory) -> tuple[Path, str]:
+    """A copy of the recipe (outside the repository) after `./run.sh --ci true`, and its log."""
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is not installed (tools/install.sh installs it)")
+    root = tmp_path_factory.mktemp("egs2")
+    for name in ("TEMPLATE", "synth_librispeech"):
+        shutil.copytree(REPO / "egs2" / name, root / name, symlinks=True, ignore=shutil.ignore_patterns(*OUTPUTS))
+    recipe = root / "synth_librispeech" / "asr1"
+    return recipe, _run(recipe, "--ci", "true")
+
+
+def test_every_stage_runs(recipe):
+    _, log = recipe
+    for n in range(1, 10):
+        assert re.search(rf"Stage {n} done in \d+ s", log), f"stage {n}"
+    assert "Successfully finished" in log
+
+
+def test_stand_in_upstream_is_an_s3prl_checkpoint(recipe):
+    path = recipe[0] / "exp_ci" / "pretrain" / "upstream.pt"
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    assert set(ckpt) >= {"task_cfg", "model_cfg", "model_weight"}
+    init = torch.load(path.parent / "init.pt", map_location="cpu", weights_only=True)
+    assert ckpt["model_weight"].keys() == init["model_weight"].keys()  # heads kept: S3PRL loads it strictly
+    changed = [k for k in init["model_weight"] if not torch.equal(init["model_weight"][k], ckpt["model_weight"][k])]
+    assert any(k.startswith("feature_extractor.") for k in changed) and any(k.startswith("encoder.") for k in changed)
+
+
+def test_pruned_model_is_shrunk_and_decodes(recipe):
+    exp = recipe[0] / "exp_ci"
+    dense = read_checkpoint(exp / "pretrain" / "upstream.pt").arch
+    shrunk_conf = yaml.safe_load((exp / "asr_train_asr_mac0.5" / "shrunk" / "config.yaml").read_text())
+    assert shrunk_conf["frontend_conf"]["pruning_conf"] is None
+    shrunk = read_checkpoint(recipe[0] / shrunk_conf["frontend_conf"]["upstream_ckpt"]).arch  # relative to the recipe
+    assert shrunk.pruned_dict() is not None
+    # ten training steps close few gates, but the shrunk upstream is never larger than the dense one
+    assert upstream_cost(shrunk, 10.0).params <= upstream_cost(dense, 10.0).params
+    decoded = exp / "asr_train_asr_mac0.5" / "decode_asr_ci" / "test_clean"
+    n_test = len((recipe[0] / "data_ci" / "test_clean" / "wav.scp").read_text().splitlines())
+    assert len((decoded / "text").read_text().splitlines()) == n_test
+
+
+def test_scores_and_results(recipe):
+    recipe_dir = recipe[0]
+    results = (recipe_dir / "RESULTS_ci.md").read_text()
+    for model in ("asr_train_asr_unpruned", "asr_train_asr_mac0.5"):
+        report = recipe_dir / "exp_ci" / model / "decode_asr_ci" / "test_clean" / "score_wer" / "result.txt"
+        summary = parse_sclite_summary(report.read_text())
+        assert summary["n_sent"] == len((recipe_dir / "data_ci" / "test_clean" / "text").read_text().splitlines())
+        row = next(line for line in results.splitlines() if line.startswith(f"| {model} |"))
+        assert f"| {summary['wer']:.1f} |" in row
+    assert "| asr_train_asr_mac0.5 | mac | 0.50 |" in results
+
+
+def test_stages_rerun_without_redoing_work(recipe):
+    recipe_dir = recipe[0]
+    shrunk = recipe_dir / "exp_ci" / "asr_train_asr_mac0.5" / "shrunk" / "upstream.safetensors"
+    before = shrunk.read_bytes()
+    log = _run(recipe_dir, "--ci", "true", "--stage", "4", "--stop_stage", "6")
+    assert "exists; skipped" in log  # the statistics are kept
+    assert shrunk.read_bytes() == before  # ESPnet's trainer resumed a finished run: same model, same shrink
+
+
+def test_unknown_option_is_an_error(recipe):
+    env = {**os.environ, "MAIN_ROOT": str(REPO)}
+    done = subprocess.run(["./run.sh", "--ci", "true", "--stgae", "3"], cwd=recipe[0], env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and "unknown option --stgae" in done.stderr
