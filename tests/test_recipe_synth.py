@@ -91,9 +91,9 @@ def test_stages_rerun_without_redoing_work(recipe):
     recipe_dir = recipe[0]
     shrunk = recipe_dir / "exp_ci" / "asr_train_asr_mac0.5" / "shrunk" / "upstream.safetensors"
     before = shrunk.read_bytes()
-    log = _run(recipe_dir, "--ci", "true", "--stage", "4", "--stop_stage", "6")
-    assert "exists; skipped" in log  # the statistics are kept
-    assert shrunk.read_bytes() == before  # ESPnet's trainer resumed a finished run: same model, same shrink
+    assert "exists; skipped" in _run(recipe_dir, "--ci", "true", "--stage", "4", "--stop_stage", "4")
+    _run(recipe_dir, "--ci", "true", "--stage", "6", "--stop_stage", "6")
+    assert shrunk.read_bytes() == before  # shrinking the same model again writes the same bytes
 
 
 def test_unknown_option_is_an_error(recipe):

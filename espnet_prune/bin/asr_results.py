@@ -6,7 +6,9 @@
 Per model: the pruning method and target, WER per test set (from sclite's result.txt), the
 upstream's parameters and GMACs for a 10 s input (the shrunk upstream for a pruned model), the
 real-time factor of decoding (one thread per process) and the training time read from ESPnet's
-log. The file is replaced atomically.
+log. With ``--plots_dir``, the figures go there and RESULTS.md shows them: WER against GMACs per
+test set (one curve per method), and what remains of each layer of every pruned model. Files are
+replaced atomically.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import yaml
 from espnet_prune.asr.score import parse_sclite_summary
 from espnet_prune.data.atomic import atomic_file
 from espnet_prune.pruning.checkpoint import read_checkpoint
+from espnet_prune.plots import plot_layers, plot_tradeoff
 from espnet_prune.pruning.cost import upstream_cost
 
 COST_SECONDS = 10.0
@@ -44,6 +47,7 @@ class ModelResult:
     gmacs: float
     rtf: Optional[float]
     train_minutes: Optional[float]
+    summary: Optional[dict]  # pruning_summary.json of the shrunk model
 
 
 def _seconds(text: str) -> float:
@@ -87,6 +91,9 @@ def model_result(exp_dir: Path, inference_tag: str, test_sets: Sequence[str]) ->
         gmacs=float(cost.macs) / 1e9,
         rtf=sum(rtfs) / len(rtfs) if rtfs else None,
         train_minutes=training_minutes(exp_dir / "train.log"),
+        summary=json.loads((exp_dir / "shrunk" / "pruning_summary.json").read_text())
+        if (exp_dir / "shrunk" / "pruning_summary.json").is_file()
+        else None,
     )
 
 
@@ -109,7 +116,24 @@ def _environment() -> str:
     )
 
 
-def results_markdown(title: str, results: Sequence[ModelResult], test_sets: Sequence[str], inference_tag: str) -> str:
+def write_plots(results: Sequence[ModelResult], test_sets: Sequence[str], plots_dir: Path) -> list[Path]:
+    """The figures of :mod:`espnet_prune.plots` for these results; returns their paths."""
+    paths = []
+    for dset in test_sets:
+        path = plots_dir / f"wer_vs_gmacs_{dset}.png"
+        plot_tradeoff([(r.method, r.gmacs, r.wer[dset]) for r in results], path, title=dset)
+        paths.append(path)
+    for r in results:
+        if r.summary is not None:
+            path = plots_dir / f"layers_{r.name}.png"
+            plot_layers(r.summary, path, title=r.name)
+            paths.append(path)
+    return paths
+
+
+def results_markdown(
+    title: str, results: Sequence[ModelResult], test_sets: Sequence[str], inference_tag: str, images: Sequence[str] = ()
+) -> str:
     def num(value: Optional[float], fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
@@ -130,6 +154,7 @@ def results_markdown(title: str, results: Sequence[ModelResult], test_sets: Sequ
         "|" + "---|" * len(header),
         *["| " + " | ".join(row) + " |" for row in rows],
         "",
+        *[f"![{Path(image).stem}]({image})\n" for image in images],
     ]
     return "\n".join(lines)
 
@@ -141,13 +166,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--test_sets", nargs="+", required=True)
     parser.add_argument("--title", default=f"RESULTS: {Path.cwd().parent.name}/{Path.cwd().name}")
     parser.add_argument("--out", type=Path, default=Path("RESULTS.md"))
+    parser.add_argument("--plots_dir", type=Path, help="write the figures here (PNG) and show them in --out")
     args = parser.parse_args(argv)
     try:
         results = [model_result(d, args.inference_tag, args.test_sets) for d in args.exp_dirs]
     except (OSError, ValueError, KeyError) as error:
         print(f"asr_results: {error}", file=sys.stderr)
         return 1
-    text = results_markdown(args.title, results, args.test_sets, args.inference_tag)
+    images = []
+    if args.plots_dir is not None:
+        paths = write_plots(results, args.test_sets, args.plots_dir)
+        images = [os.path.relpath(p, args.out.resolve().parent) for p in (p.resolve() for p in paths)]
+    text = results_markdown(args.title, results, args.test_sets, args.inference_tag, images)
     with atomic_file(args.out) as tmp:
         tmp.write_text(text, encoding="utf-8")
     print(text)

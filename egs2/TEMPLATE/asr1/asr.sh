@@ -12,7 +12,8 @@
 #   6 shrink      physically shrink the upstream of pruned models
 #   7 decode      joint CTC/attention beam search on ${test_sets}; measures the real-time factor
 #   8 score       sclite result.txt per test set (sclite, or the same report without it)
-#   9 results     RESULTS.md: WER, upstream parameters and GMACs (10 s input), RTF
+#   9 results     RESULTS.md: WER, upstream parameters and GMACs (10 s input), RTF; figures in
+#                 RESULTS_plots/: WER against GMACs, what remains of each layer of pruned models
 #
 # Options:
 #   --stage, --stop_stage N    first and last stage (default 1, 100)
@@ -309,7 +310,7 @@ if run_stage 9; then
     done
     # shellcheck disable=SC2086
     ${python} -m espnet_prune.bin.asr_results --exp_dirs ${dirs} --inference_tag "${inference_tag}" \
-        --test_sets ${test_sets} --out "${results}"
+        --test_sets ${test_sets} --out "${results}" --plots_dir "${results%.md}_plots"
     stage_done 9
 fi
 
