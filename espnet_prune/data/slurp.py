@@ -176,14 +176,20 @@ def format_slu_target(target: SluTarget) -> str:
     return f" {SEP} ".join(parts)
 
 
-def parse_slu_target(text: str) -> SluTarget:
-    """Parse an SLU target (spacing is normalised); SluTargetError if it is malformed."""
+def split_segments(text: str) -> list[list[str]]:
+    """The words of an SLU target or hypothesis between its SEP tokens (at least one segment)."""
     segments: list[list[str]] = [[]]
     for word in text.split():
         if word == SEP:
             segments.append([])
         else:
             segments[-1].append(word)
+    return segments
+
+
+def parse_slu_target(text: str) -> SluTarget:
+    """Parse an SLU target (spacing is normalised); SluTargetError if it is malformed."""
+    segments = split_segments(text)
     if len(segments) < 2:
         raise SluTargetError(f"no {SEP} in {text!r}")
     intent, *entity_segments, transcript = segments

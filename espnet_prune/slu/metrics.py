@@ -46,7 +46,7 @@ from rapidfuzz.distance import Levenshtein
 
 from espnet_prune.asr.score import ScoringInputError
 from espnet_prune.data.datadir import DataDirError, read_table
-from espnet_prune.data.slurp import SEP, Entity, SluTargetError, parse_record, parse_slu_target
+from espnet_prune.data.slurp import SEP, Entity, SluTargetError, parse_record, parse_slu_target, split_segments
 
 logger = logging.getLogger(__name__)
 
@@ -122,12 +122,7 @@ def parse_slu_hypothesis(text: str) -> ParsedHypothesis:
     is no intent; an entity segment that `parse_slu_target` would reject (no FILL, two FILLs, no
     type or filler) counts as no entity and is counted in `dropped_entities`.
     """
-    segments: list[list[str]] = [[]]
-    for word in text.split():
-        if word == SEP:
-            segments.append([])
-        else:
-            segments[-1].append(word)
+    segments = split_segments(text)
     if len(segments) == 1:
         return ParsedHypothesis(None, (), " ".join(segments[0]), 0)
     intent_words, *entity_segments, transcript = segments
