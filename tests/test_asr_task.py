@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -214,3 +218,87 @@ def test_missing_upstream_ckpt_names_it(tmp_path):
     missing = tmp_path / "nowhere.pt"
     with pytest.raises(FileNotFoundError, match="nowhere.pt"):
         S3prlPruneFrontend(upstream_ckpt=str(missing))
+
+
+def test_nonfinite_loss_skips_the_batch_with_nan_gradients_then_stops(trained):
+    from espnet_prune.asr.model import NonFiniteLossError
+    from espnet_prune.tasks.asr import ASRPruneTask
+
+    model, _ = ASRPruneTask.build_model_from_file(trained["exp"] / "config.yaml", trained["exp"] / "1epoch.pth", "cpu")
+    model.train()
+    model.max_nonfinite_losses = 1
+    speech = torch.randn(2, 8000)
+    lengths, text, text_lengths = torch.tensor([8000, 6000]), torch.tensor([[4, 5], [6, 4]]), torch.tensor([2, 2])
+    loss, stats, _ = model(speech, lengths, text, text_lengths, utt_id=["good1", "good2"])
+    assert torch.isfinite(loss) and stats["nonfinite_skipped"] == 0
+    speech[1, 100] = float("nan")
+    loss, stats, _ = model(speech, lengths, text, text_lengths, utt_id=["spk-a", "spk-b"])
+    assert stats["nonfinite_skipped"] == 1 and model.nonfinite_losses == 1
+    model.zero_grad()
+    loss.backward()
+    # ESPnet's trainer skips an update whose gradient norm is not finite
+    assert not torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0))
+    with pytest.raises(NonFiniteLossError, match=r"2 batches .*max_nonfinite_losses \(1\); the last one \(.*loss_ctc\) was utterances spk-a, spk-b"):
+        model(speech, lengths, text, text_lengths, utt_id=["spk-a", "spk-b"])
+    model.eval()  # validation batches are not counted
+    model(speech, lengths, text, text_lengths, utt_id=["spk-a", "spk-b"])
+
+
+def test_training_skips_a_nan_utterance_and_stops_after_too_many(trained, tmp_path):
+    """An utterance whose audio holds NaN: ESPnet's trainer skips its batch and goes on; with
+    ``max_nonfinite_losses: 0`` the run stops, naming the utterance."""
+    root, config, tokens = trained["root"], trained["config"], trained["tokens"]
+    data = tmp_path / "data"
+    shutil.copytree(trained["data"], data)
+    scp = (data / "wav.scp").read_text().replace(str(trained["data"]), str(data))
+    (data / "wav.scp").write_text(scp)
+    wav, _ = soundfile.read(data / "wav" / "utt3.wav", dtype="float32")
+    wav[1000:1010] = np.nan
+    soundfile.write(data / "wav" / "utt3.wav", wav, 16000, subtype="FLOAT")
+    keys = ["--batch_type", "unsorted", "--batch_size", "2", "--max_epoch", "1"]
+    for split in ("train", "valid"):
+        keys += [f"--{split}_shape_file", f"{data}/wav.scp"]
+    log = _train(root, config, data, tokens, ["--output_dir", str(tmp_path / "exp"), *keys])
+    assert "non-finite training loss" in log and "utt3" in log and "Skipping updating the model" in log
+    assert (tmp_path / "exp" / "1epoch.pth").exists()
+    done = subprocess.run(_train_cmd(config, data, tokens, ["--output_dir", str(tmp_path / "exp0"), *keys,
+                                                            "--model_conf", "max_nonfinite_losses=0"]),
+                          cwd=root, capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "NonFiniteLossError: training stopped: 1 batches had a NaN or infinite loss" in done.stderr
+    assert "utt3" in done.stderr.split("NonFiniteLossError")[-1]
+
+
+def test_decoding_killed_part_way_leaves_nothing_to_score_and_reruns_whole(trained, tmp_path):
+    """SIGKILL the decoding processes mid-way: no output directory (scoring refuses), and the
+    re-run writes what an uninterrupted run writes."""
+    exp, data = trained["exp"], trained["data"]
+    conf = tmp_path / "decode.yaml"
+    conf.write_text(yaml.safe_dump({"beam_size": 2, "ctc_weight": 0.3, "maxlenratio": 0.5}))
+
+    def argv(out: Path) -> list[str]:
+        return [sys.executable, "-m", "espnet_prune.bin.asr_decode", "--asr_train_config", str(exp / "config.yaml"),
+                "--asr_model_file", str(exp / "1epoch.pth"), "--decode_config", str(conf), "--data_dir", str(data),
+                "--out_dir", str(out), "--nj", "2"]
+
+    killed, reference = tmp_path / "killed" / "test", tmp_path / "reference" / "test"
+    log = tmp_path / "killed.log"
+    with open(log, "w") as err:
+        # its own session, so the kill reaches the decoding pool's processes too
+        proc = subprocess.Popen(argv(killed), stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not re.search(r"\| [1-5]/6 ", log.read_text()) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert re.search(r"\| [1-5]/6 ", log.read_text()), log.read_text()[-2000:]
+    assert not killed.exists()
+    scored = subprocess.run([sys.executable, "-m", "espnet_prune.bin.score_asr", "--ref", str(data / "text"),
+                             "--hyp", str(killed / "text"), "--out", str(tmp_path / "score")],
+                            capture_output=True, text=True)
+    assert scored.returncode != 0 and str(killed / "text") in scored.stderr
+    for out in (killed, reference):
+        subprocess.run(argv(out), check=True, capture_output=True)
+    for name in ("text", "token"):
+        assert (killed / name).read_text() == (reference / name).read_text()
+    assert json.loads((killed / "decode.json").read_text())["utterances"] == 6

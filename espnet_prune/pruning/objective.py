@@ -133,7 +133,8 @@ class PruningObjective(nn.Module):
             stats[f"target_{name}"] = torch.tensor(targets[name])
             stats[f"lambda1_{name}"] = self.lambdas[i, 0].detach()
             stats[f"lambda2_{name}"] = self.lambdas[i, 1].detach()
-        units = self.gates.expected_units()
+        with torch.no_grad():
+            units = self.gates.expected_units()
         for kind in UNIT_KINDS:
             stats[f"remaining_{kind}"] = torch.as_tensor(sum(float(v) for v in getattr(units, kind)))
         return loss, stats

@@ -17,12 +17,10 @@ from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
-from espnet2.asr.espnet_model import ESPnetASRModel
-from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
 from torch import nn
 
-from espnet_prune.asr.model import PruneASRModel
+from espnet_prune.asr.model import MAX_NONFINITE_PARAMETER, Losses, PruneASRModel, init_signature
 from espnet_prune.slu.intents import UNK_INTENT, check_intent_list
 
 Encoded = tuple[torch.Tensor, torch.Tensor]  # encoder_out (B, T, D), encoder_out_lens (B,)
@@ -99,7 +97,7 @@ class PruneSLUModel(PruneASRModel):
         masked[:, self.unk_intent_id] = float("-inf")
         return masked.argmax(dim=-1)
 
-    def forward(
+    def losses(
         self,
         speech: torch.Tensor,
         speech_lengths: torch.Tensor,
@@ -108,7 +106,7 @@ class PruneSLUModel(PruneASRModel):
         intent: Optional[torch.Tensor] = None,
         intent_lengths: Optional[torch.Tensor] = None,
         **kwargs,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    ) -> Losses:
         """See the class docstring; ``intent`` comes from the data file ``intent`` (type ``text``)."""
         if intent is None:
             raise ValueError(
@@ -116,7 +114,7 @@ class PruneSLUModel(PruneASRModel):
                 "--train_data_path_and_name_and_type <data>/intent,intent,text (and the valid one)"
             )
         with self.capture_encoder_output() as captured:
-            loss, stats, weight = super().forward(speech, speech_lengths, text, text_lengths, **kwargs)
+            loss, stats, weight = super().losses(speech, speech_lengths, text, text_lengths, **kwargs)
         encoder_out, encoder_out_lens = captured[-1]
         logits = self.intent_logits(encoder_out, encoder_out_lens)
         targets = intent.view(-1).to(logits.device)  # one id per utterance: (B, 1) -> (B,)
@@ -130,19 +128,11 @@ class PruneSLUModel(PruneASRModel):
             loss_intent = logits.sum() * 0.0
             stats_intent = {"loss_intent": None, "acc_intent": None}
         loss = loss + self.intent_weight * loss_intent
-        stats = {**stats, **stats_intent, "loss": loss.detach()}
-        return force_gatherable((loss, stats, weight), loss.device)
+        return loss, {**stats, **stats_intent, "loss": loss.detach()}, weight
 
 
-def _init_signature() -> inspect.Signature:
-    # ESPnet's --print_config lists a model's keys from its __init__ signature: show the parent's
-    # keys and the intent keys rather than *args/**kwargs.
-    parent = list(inspect.signature(ESPnetASRModel.__init__).parameters.values())
-    own = [
-        inspect.Parameter("intent_list", inspect.Parameter.KEYWORD_ONLY, annotation="Sequence[str]"),
-        inspect.Parameter("intent_weight", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation="float"),
-    ]
-    return inspect.Signature(parent + own)
-
-
-PruneSLUModel.__init__.__signature__ = _init_signature()  # type: ignore[attr-defined]
+PruneSLUModel.__init__.__signature__ = init_signature(  # type: ignore[attr-defined]
+    MAX_NONFINITE_PARAMETER,
+    inspect.Parameter("intent_list", inspect.Parameter.KEYWORD_ONLY, annotation="Sequence[str]"),
+    inspect.Parameter("intent_weight", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation="float"),
+)
