@@ -40,8 +40,8 @@ def test_tradeoff_plot_skips_missing_scores(tmp_path):
 
 def test_results_show_the_plots(tmp_path):
     results = [
-        ModelResult("asr_a", "unpruned", None, {"test": 10.0}, 1.4, 2.9, 0.1, 3.0, None),
-        ModelResult("asr_b", "mac", 0.5, {"test": 11.0}, 0.9, 1.5, 0.07, 3.2, _summary()),
+        ModelResult("asr_a", "unpruned", None, {"test": {"WER": 10.0}}, 1.4, 2.9, 0.1, 3.0, None),
+        ModelResult("asr_b", "mac", 0.5, {"test": {"WER": 11.0}}, 0.9, 1.5, 0.07, 3.2, _summary()),
     ]
     paths = write_plots(results, ["test"], tmp_path / "plots")
     assert sorted(p.name for p in paths) == ["layers_asr_b.png", "wer_vs_gmacs_test.png"]

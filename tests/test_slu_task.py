@@ -202,6 +202,31 @@ def test_inference_writes_slurp_predictions_that_score(trained, decoded):
     assert "3 of 3 recordings scored" in (decoded["score_hyp"] / "result.txt").read_text()
 
 
+def test_recipe_decoding_writes_the_head_intents_and_scores_as_slu_inference(trained, decoded, tmp_path):
+    """asr_decode (the recipes' decoding) on an SLU model: `intent` holds the intent head's
+    predictions, and score_slurp --hyp --hyp_intent scores them as slu_inference's predictions."""
+    from espnet_prune.bin import asr_decode, score_slurp
+
+    shrunk, out = trained["root"] / "exp_shrunk", tmp_path / "decode"
+    conf = {"beam_size": 2, "ctc_weight": 0.3, "maxlenratio": 0.5, "nbest": 1}
+    summary = asr_decode.decode_data_dir(shrunk / "config.yaml", shrunk / "model.pth", trained["test"], out, conf, nj=1)
+    assert summary["utterances"] == 3 and summary["rtf"] > 0
+    rows = {json.loads(line)["utt_id"]: json.loads(line) for line in (decoded["out"] / "predictions.jsonl").read_text().splitlines()}
+    intents = dict(line.split() for line in (out / "intent").read_text().splitlines())
+    assert intents == {utt: row["intent"] for utt, row in rows.items()}
+    assert (out / "text").read_text() == (decoded["out"] / "text").read_text()
+    assert score_slurp.main(["--gold_dir", str(trained["test"]), "--hyp", str(out / "text"), "--hyp_intent",
+                             str(out / "intent"), "--out", str(tmp_path / "score")]) == 0
+    by_hyp = json.loads((tmp_path / "score" / "metrics.json").read_text())
+    by_predictions = json.loads((decoded["score"] / "metrics.json").read_text())
+    for key in ("intent_accuracy", "scenario_accuracy", "slu_f1"):
+        assert by_hyp[key] == by_predictions[key], key
+    (tmp_path / "short_intent").write_text("".join(f"{u} {i}\n" for u, i in list(intents.items())[:2]))
+    assert score_slurp.main(["--gold_dir", str(trained["test"]), "--hyp", str(out / "text"), "--hyp_intent",
+                             str(tmp_path / "short_intent"), "--out", str(tmp_path / "score2")]) == 1
+    assert not (tmp_path / "score2").exists()
+
+
 def test_shrunk_slu_model_keeps_the_intent_head(trained, decoded):
     from espnet_prune.tasks.slu import SLUPruneTask
 

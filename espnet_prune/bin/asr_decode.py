@@ -8,7 +8,9 @@
 ``penalty``, ...); an unknown key is an error. The output directory, written only when every
 utterance is decoded, holds ESPnet's ``text`` and ``token`` tables and ``decode.json``: the
 number of utterances, seconds of audio, seconds spent in ``Speech2Text`` calls (model loading
-excluded) and their ratio, the real-time factor of one single-threaded decoding process.
+excluded) and their ratio, the real-time factor of one single-threaded decoding process. An SLU
+model (``espnet_prune_slu``) also gets ``intent``: its intent head's prediction per utterance
+(``score_slurp --hyp_intent`` reads it).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def _init_worker(train_config: str, model_file: str, conf: dict[str, Any], wav_s
     from espnet2.bin.asr_inference import Speech2Text
     from espnet2.fileio.sound_scp import SoundScpReader
 
-    import espnet_prune.tasks.asr  # noqa: F401  (registers s3prl_prune and the espnet_prune model)
+    import espnet_prune.tasks.slu  # noqa: F401  (registers s3prl_prune and the espnet_prune(_slu) models)
 
     torch.set_num_threads(1)  # one process per core: beam search gains little from threads
     logging.getLogger().setLevel(logging.WARNING)  # beam search logs every hypothesis at INFO
@@ -63,19 +65,29 @@ def _init_worker(train_config: str, model_file: str, conf: dict[str, Any], wav_s
     _worker["audio"] = SoundScpReader(wav_scp, dtype="float32")
 
 
-def _decode(utt: str) -> tuple[str, str, list[str], float, float]:
-    """utt -> (utt, text, tokens, audio seconds, decode seconds)."""
+def _decode(utt: str) -> tuple[str, str, list[str], Optional[str], float, float]:
+    """utt -> (utt, text, tokens, the intent head's intent or None, audio seconds, decode seconds)."""
     import torch
+
+    from espnet_prune.slu.model import PruneSLUModel
 
     rate, wav = _worker["audio"][utt]
     if rate != 16000:
         raise ValueError(f"{utt}: sampling rate {rate} Hz; the models take 16 kHz")
+    speech2text = _worker["speech2text"]
+    model = speech2text.asr_model
+    intent = None
     start = time.perf_counter()
     with torch.no_grad():
-        results = _worker["speech2text"](wav)
+        if isinstance(model, PruneSLUModel):
+            with model.capture_encoder_output() as captured:
+                results = speech2text(wav)
+            intent = model.head_intents(captured)[0] if captured else None
+        else:
+            results = speech2text(wav)
     seconds = time.perf_counter() - start
     text, tokens = (results[0][0] or "", list(results[0][1])) if results else ("", [])
-    return utt, text, tokens, len(wav) / rate, seconds
+    return utt, text, tokens, intent, len(wav) / rate, seconds
 
 
 def decode_data_dir(
@@ -93,12 +105,12 @@ def decode_data_dir(
     context = multiprocessing.get_context("fork")
     results = {}
     with context.Pool(nj, _init_worker, (str(train_config), str(model_file), conf, str(wav_scp))) as pool:
-        for utt, text, tokens, audio, seconds in tqdm(
+        for utt, text, tokens, intent, audio, seconds in tqdm(
             pool.imap_unordered(_decode, utts), total=len(utts), desc=f"decode {data_dir.name}", file=sys.stderr
         ):
-            results[utt] = (text, tokens, audio, seconds)
-    audio_seconds = sum(r[2] for r in results.values())
-    decode_seconds = sum(r[3] for r in results.values())
+            results[utt] = (text, tokens, intent, audio, seconds)
+    audio_seconds = sum(r[3] for r in results.values())
+    decode_seconds = sum(r[4] for r in results.values())
     summary = {
         "utterances": len(results),
         "audio_seconds": round(audio_seconds, 3),
@@ -111,6 +123,8 @@ def decode_data_dir(
     with atomic_directory(out_dir) as tmp:
         (tmp / "text").write_text("".join(f"{u} {results[u][0]}\n" for u in sorted(results)), encoding="utf-8")
         (tmp / "token").write_text("".join(f"{u} {' '.join(results[u][1])}\n" for u in sorted(results)), encoding="utf-8")
+        if any(r[2] is not None for r in results.values()):
+            (tmp / "intent").write_text("".join(f"{u} {results[u][2]}\n" for u in sorted(results)), encoding="utf-8")
         (tmp / "decode.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 

@@ -3,12 +3,13 @@
     python -m espnet_prune.bin.asr_results --exp_dirs exp/asr_a exp/asr_b \\
         --inference_tag decode_decode_asr --test_sets test_clean --out RESULTS.md
 
-Per model: the pruning method and target, WER per test set (from sclite's result.txt), the
-upstream's parameters and GMACs for a 10 s input (the shrunk upstream for a pruned model), the
-real-time factor of decoding (one thread per process) and the training time read from ESPnet's
-log. With ``--plots_dir``, the figures go there and RESULTS.md shows them: WER against GMACs per
-test set (one curve per method), and what remains of each layer of every pruned model. Files are
-replaced atomically.
+Per model: the pruning method and target, the scores per test set (``--task asr``: WER from
+sclite's ``score_wer/result.txt``; ``--task slu``: intent accuracy, SLU-F1 and transcript WER from
+score_slurp's ``score_slu/``), the upstream's parameters and GMACs for a 10 s input (the shrunk
+upstream for a pruned model), the real-time factor of decoding (one thread per process) and the
+training time read from ESPnet's log. With ``--plots_dir``, the figures go there and RESULTS.md
+shows them: the first score (WER, or intent accuracy) against GMACs per test set (one curve per
+method), and what remains of each layer of every pruned model. Files are replaced atomically.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import platform
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -37,12 +39,60 @@ COST_SECONDS = 10.0
 _EPOCH_TIME = re.compile(r"epoch results: \[train\].*?time=((?:\d+ hours?, )?(?:\d+ minutes? and )?[\d.]+ seconds)")
 
 
+Scores = dict[str, Optional[float]]  # column -> value (%), None where not scored
+
+
+def _sclite_wer(result: Path) -> Optional[float]:
+    return float(parse_sclite_summary(result.read_text(encoding="utf-8"))["wer"]) if result.is_file() else None
+
+
+def asr_scores(decode_dir: Path) -> Scores:
+    return {"WER": _sclite_wer(decode_dir / "score_wer" / "result.txt")}
+
+
+def slu_scores(decode_dir: Path) -> Scores:
+    metrics_path = decode_dir / "score_slu" / "metrics.json"
+    if not metrics_path.is_file():
+        return dict.fromkeys(TASKS["slu"].columns)
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    return {
+        "intent acc": 100 * metrics["intent_accuracy"],
+        "SLU-F1": 100 * metrics["slu_f1"]["overall"]["f1"],
+        "WER": _sclite_wer(decode_dir / "score_slu" / "score_wer" / "result.txt"),
+    }
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a task's decode directories are scored by: the columns (the first one is plotted)."""
+
+    name: str
+    columns: tuple[str, ...]
+    read: Callable[[Path], Scores]
+    plot_label: str
+    plot_name: str
+    where: str  # the score files, for the table's caption
+
+
+TASKS = {
+    "asr": Task("ASR", ("WER",), asr_scores, "WER (%)", "wer_vs_gmacs", "WER from sclite's `result.txt` in `{}/score_wer/`"),
+    "slu": Task(
+        "SLU",
+        ("intent acc", "SLU-F1", "WER"),
+        slu_scores,
+        "intent accuracy (%)",
+        "intent_acc_vs_gmacs",
+        "intent accuracy, SLU-F1 and transcript WER from `{}/score_slu/` (SLURP's definitions)",
+    ),
+}
+
+
 @dataclass
 class ModelResult:
     name: str
     method: str
     target: Optional[float]
-    wer: dict[str, Optional[float]]
+    scores: dict[str, Scores]  # test set -> its scores
     params_m: float
     gmacs: float
     rtf: Optional[float]
@@ -65,7 +115,7 @@ def training_minutes(train_log: Path) -> Optional[float]:
     return sum(times) / 60 if times else None
 
 
-def model_result(exp_dir: Path, inference_tag: str, test_sets: Sequence[str]) -> ModelResult:
+def model_result(exp_dir: Path, inference_tag: str, test_sets: Sequence[str], task: Task = TASKS["asr"]) -> ModelResult:
     shrunk = exp_dir / "shrunk" / "config.yaml"
     config_path = shrunk if shrunk.is_file() else exp_dir / "config.yaml"
     with open(exp_dir / "config.yaml", encoding="utf-8") as f:
@@ -74,19 +124,18 @@ def model_result(exp_dir: Path, inference_tag: str, test_sets: Sequence[str]) ->
         used = yaml.safe_load(f)
     pruning = (trained.get("frontend_conf") or {}).get("pruning_conf")
     cost = upstream_cost(read_checkpoint(used["frontend_conf"]["upstream_ckpt"]).arch, COST_SECONDS)
-    wer: dict[str, Optional[float]] = {}
+    scores: dict[str, Scores] = {}
     rtfs = []
     for dset in test_sets:
         decode_dir = exp_dir / inference_tag / dset
-        result = decode_dir / "score_wer" / "result.txt"
-        wer[dset] = float(parse_sclite_summary(result.read_text(encoding="utf-8"))["wer"]) if result.is_file() else None
+        scores[dset] = task.read(decode_dir)
         if (decode_dir / "decode.json").is_file():
             rtfs.append(json.loads((decode_dir / "decode.json").read_text())["rtf"])
     return ModelResult(
         name=exp_dir.name,
         method=pruning["method"] if pruning else "unpruned",
         target=pruning.get("target") if pruning else None,
-        wer=wer,
+        scores=scores,
         params_m=float(cost.params) / 1e6,
         gmacs=float(cost.macs) / 1e9,
         rtf=sum(rtfs) / len(rtfs) if rtfs else None,
@@ -116,12 +165,16 @@ def _environment() -> str:
     )
 
 
-def write_plots(results: Sequence[ModelResult], test_sets: Sequence[str], plots_dir: Path) -> list[Path]:
+def write_plots(
+    results: Sequence[ModelResult], test_sets: Sequence[str], plots_dir: Path, task: Task = TASKS["asr"]
+) -> list[Path]:
     """The figures of :mod:`espnet_prune.plots` for these results; returns their paths."""
     paths = []
+    column = task.columns[0]
     for dset in test_sets:
-        path = plots_dir / f"wer_vs_gmacs_{dset}.png"
-        plot_tradeoff([(r.method, r.gmacs, r.wer[dset]) for r in results], path, title=dset)
+        path = plots_dir / f"{task.plot_name}_{dset}.png"
+        points = [(r.method, r.gmacs, r.scores[dset][column]) for r in results]
+        plot_tradeoff(points, path, ylabel=task.plot_label, title=dset)
         paths.append(path)
     for r in results:
         if r.summary is not None:
@@ -132,14 +185,20 @@ def write_plots(results: Sequence[ModelResult], test_sets: Sequence[str], plots_
 
 
 def results_markdown(
-    title: str, results: Sequence[ModelResult], test_sets: Sequence[str], inference_tag: str, images: Sequence[str] = ()
+    title: str,
+    results: Sequence[ModelResult],
+    test_sets: Sequence[str],
+    inference_tag: str,
+    images: Sequence[str] = (),
+    task: Task = TASKS["asr"],
 ) -> str:
     def num(value: Optional[float], fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
-    header = ["model", "method", "target", *[f"WER {d}" for d in test_sets], "params (M)", "GMACs (10 s)", "RTF", "train (min)"]
+    columns = [(d, c) for d in test_sets for c in task.columns]
+    header = ["model", "method", "target", *[f"{c} {d}" for d, c in columns], "params (M)", "GMACs (10 s)", "RTF", "train (min)"]
     rows = [
-        [r.name, r.method, num(r.target, ".2f"), *[num(r.wer[d], ".1f") for d in test_sets],
+        [r.name, r.method, num(r.target, ".2f"), *[num(r.scores[d][c], ".1f") for d, c in columns],
          f"{r.params_m:.2f}", f"{r.gmacs:.2f}", num(r.rtf, ".4f"), num(r.train_minutes, ".1f")]
         for r in results
     ]  # fmt: skip
@@ -147,9 +206,10 @@ def results_markdown(
         f"# {title}\n",
         "## Environment\n",
         _environment(),
-        f"## ASR results ({inference_tag})\n",
+        f"## {task.name} results ({inference_tag})\n",
         "Upstream parameters and GMACs are for a 10 s input (for a pruned model: its shrunk upstream); "
-        "WER from sclite's `result.txt` in `exp/<model>/" + inference_tag + "/<test set>/score_wer/`.\n",
+        + task.where.format(f"exp/<model>/{inference_tag}/<test set>")
+        + ".\n",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
         *["| " + " | ".join(row) + " |" for row in rows],
@@ -167,17 +227,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--title", default=f"RESULTS: {Path.cwd().parent.name}/{Path.cwd().name}")
     parser.add_argument("--out", type=Path, default=Path("RESULTS.md"))
     parser.add_argument("--plots_dir", type=Path, help="write the figures here (PNG) and show them in --out")
+    parser.add_argument("--task", choices=sorted(TASKS), default="asr", help="which scores (default: asr)")
     args = parser.parse_args(argv)
+    task = TASKS[args.task]
     try:
-        results = [model_result(d, args.inference_tag, args.test_sets) for d in args.exp_dirs]
+        results = [model_result(d, args.inference_tag, args.test_sets, task) for d in args.exp_dirs]
     except (OSError, ValueError, KeyError) as error:
         print(f"asr_results: {error}", file=sys.stderr)
         return 1
     images = []
     if args.plots_dir is not None:
-        paths = write_plots(results, args.test_sets, args.plots_dir)
+        paths = write_plots(results, args.test_sets, args.plots_dir, task)
         images = [os.path.relpath(p, args.out.resolve().parent) for p in (p.resolve() for p in paths)]
-    text = results_markdown(args.title, results, args.test_sets, args.inference_tag, images)
+    text = results_markdown(args.title, results, args.test_sets, args.inference_tag, images, task)
     with atomic_file(args.out) as tmp:
         tmp.write_text(text, encoding="utf-8")
     print(text)

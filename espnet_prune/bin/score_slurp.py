@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     predicted.add_argument(
         "--predictions", type=Path, help="SLURP predictions jsonl, keyed by recording file"
     )
+    parser.add_argument(
+        "--hyp_intent",
+        "--hyp-intent",
+        type=Path,
+        help="`<utt-id> <scenario>_<action>` per hypothesis (an intent head's, asr_decode's `intent`): "
+        "replaces the hypotheses' intent tokens (needs --hyp)",
+    )
     parser.add_argument("--out", required=True, type=Path, help="score directory to (re)write")
     parser.add_argument(
         "--train_intents",
@@ -74,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.hyp is not None and args.gold_dir is None:
         parser.error("--hyp needs --gold_dir (the utterance-to-recording map)")
+    if args.hyp_intent is not None and args.hyp is None:
+        parser.error("--hyp_intent needs --hyp")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
     )
@@ -97,8 +106,9 @@ def run(args: argparse.Namespace) -> None:
         name = args.name or args.gold.stem
     transcripts = None
     if args.hyp is not None:
+        intents = None if args.hyp_intent is None else read_text_table(args.hyp_intent)
         predictions, transcripts = predictions_from_hypotheses(
-            read_text_table(args.hyp), recordings, args.hyp
+            read_text_table(args.hyp), recordings, args.hyp, intents, args.hyp_intent
         )
     else:
         predictions = read_predictions_jsonl(args.predictions)

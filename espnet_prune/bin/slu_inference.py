@@ -199,8 +199,7 @@ def decode_data_dir(speech2text: Any, data_dir: Path, output_dir: Path, num_work
             if results:
                 hypothesis = results[0][0] or ""
             if captured:
-                logits = model.intent_logits(*captured[-1])
-                head_intent = model.intent_list[int(model.predict_intent(logits)[0])]
+                head_intent = model.head_intents(captured)[0]
         prediction = predict_utterance(
             utt_id, recordings.get(utt_id, utt_id) if recordings else utt_id, slurp_ids.get(utt_id), hypothesis,
             head_intent,

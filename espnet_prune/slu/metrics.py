@@ -32,6 +32,7 @@ does not, nor does this module.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -620,18 +621,36 @@ def read_predictions_jsonl(path: Path) -> dict[str, SluPrediction]:
 
 
 def predictions_from_hypotheses(
-    hypotheses: Mapping[str, str], recordings: Mapping[str, str], hyp_path: Path
+    hypotheses: Mapping[str, str],
+    recordings: Mapping[str, str],
+    hyp_path: Path,
+    intents: Mapping[str, str] | None = None,
+    intents_path: Path | None = None,
 ) -> tuple[dict[str, SluPrediction], dict[str, str]]:
-    """Predictions per recording, and transcripts per utterance, from slurp_entity hypotheses."""
+    """Predictions per recording, and transcripts per utterance, from slurp_entity hypotheses.
+
+    `intents` (per utterance, e.g. an intent head's, read from `intents_path`) replace the
+    hypotheses' intent tokens; one that is not a `<scenario>_<action>` counts as no intent.
+    """
     unknown = [utt_id for utt_id in hypotheses if utt_id not in recordings]
     if unknown:
         raise ScoringInputError(
             f"{len(unknown)} hypothesis id(s) not in the gold data: {', '.join(unknown[:5])}", hyp_path
         )
+    if intents is not None:
+        missing = [utt_id for utt_id in hypotheses if utt_id not in intents]
+        if missing:
+            raise ScoringInputError(
+                f"no intent for {len(missing)} hypothesis id(s): {', '.join(missing[:5])}", intents_path
+            )
     predictions, transcripts = {}, {}
     for utt_id, text in hypotheses.items():
         parsed = parse_slu_hypothesis(text)
-        predictions[recordings[utt_id]] = parsed.to_prediction()
+        prediction = parsed.to_prediction()
+        if intents is not None:
+            scenario, action = split_intent(intents[utt_id]) or (None, None)
+            prediction = dataclasses.replace(prediction, scenario=scenario, action=action)
+        predictions[recordings[utt_id]] = prediction
         transcripts[utt_id] = parsed.transcript
     return predictions, transcripts
 

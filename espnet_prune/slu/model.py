@@ -97,6 +97,12 @@ class PruneSLUModel(PruneASRModel):
         masked[:, self.unk_intent_id] = float("-inf")
         return masked.argmax(dim=-1)
 
+    def head_intents(self, captured: list[Encoded]) -> list[str]:
+        """The intent head's prediction, one name per utterance, from the last encoder output that
+        :meth:`capture_encoder_output` collected (beam search encodes once per utterance)."""
+        ids = self.predict_intent(self.intent_logits(*captured[-1]))
+        return [self.intent_list[int(i)] for i in ids]
+
     def losses(
         self,
         speech: torch.Tensor,

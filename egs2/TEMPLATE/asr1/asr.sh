@@ -1,37 +1,46 @@
 #!/usr/bin/env bash
-# ASR with a structurally pruned SSL upstream (HJ-Pruning), in ESPnet's asr.sh stage layout.
+# ASR or SLU with a structurally pruned SSL upstream (HJ-Pruning), in ESPnet's asr.sh stage layout.
 # Recipes link this file and call it from run.sh with their options.
+#
+# --task slu trains espnet_prune_slu models (slu_train: an intent head beside ESPnet's decoder,
+# which outputs SLURP entities inline, as ESPnet's slurp_entity recipe does) on data directories
+# made by prep_slurp (text = the tagged target, transcript, intent, entities, recording), and
+# scores them with SLURP's metrics (score_slurp) instead of sclite.
 #
 # Stages (--stage N --stop_stage M; each one re-runnable, outputs moved into place when complete):
 #   1 data        local/data.sh --out ${datadir} ${local_data_opts} -> ${datadir}/${train_set} ...
-#   2 tokens      character list (stand-in pretraining) and sentencepiece model + token list
+#   2 tokens      character list (stand-in pretraining), the token list (sentencepiece model,
+#                 characters or words) and, for SLU, the intent list
 #   3 pretrain    only with --pretrain_config: train a stand-in upstream from scratch with CTC
 #                 and export it as an S3PRL checkpoint (there are no pretrained weights here)
 #   4 stats       ESPnet's --collect_stats: speech and text shape files
 #   5 train       fine-tune (+ prune, if the config has a pruning_conf) with ESPnet's trainer
 #   6 shrink      physically shrink the upstream of pruned models
 #   7 decode      joint CTC/attention beam search on ${test_sets}; measures the real-time factor
-#   8 score       sclite result.txt per test set (sclite, or the same report without it)
-#   9 results     RESULTS.md: WER, upstream parameters and GMACs (10 s input), RTF; figures in
-#                 RESULTS_plots/: WER against GMACs, what remains of each layer of pruned models
+#   8 score       sclite result.txt per test set (sclite, or the same report without it); SLU:
+#                 SLURP's metrics (intent accuracy, SLU-F1, ...) and transcript WER
+#   9 results     RESULTS.md: WER (SLU: intent accuracy, SLU-F1, WER), upstream parameters and
+#                 GMACs (10 s input), RTF; figures in RESULTS_plots/: the first score against GMACs,
+#                 what remains of each layer of pruned models
 #
 # Options:
 #   --stage, --stop_stage N    first and last stage (default 1, 100)
+#   --task asr|slu             (default asr)
 #   --datadir data, --expdir exp   where the data directories and the models go
 #   --ngpu N                   GPUs for training (ESPnet: > 1 runs distributed data parallel)
 #   --nj N                     decoding processes (default: the number of cores)
 #   --train_set, --valid_set, --test_sets "a b"   data directory names under ${datadir}
 #   --local_data_opts "..."    options for local/data.sh
-#   --token_type bpe|char      the units the models are trained on (default bpe)
+#   --token_type bpe|char|word the units the models are trained on (default bpe)
 #   --nbpe N, --bpemode unigram|bpe   sentencepiece vocabulary
 #   --ssl_ckpt PATH            the upstream: a converted S3PRL wav2vec2/HuBERT checkpoint or a
 #                              raw fairseq one (wav2vec_small.pt, hubert_base_ls960.pt)
 #   --pretrain_config CONF     stage 3's config (its result becomes --ssl_ckpt)
 #   --pretrain_upstream "..."  make_upstream options of the stand-in's initial model
 #   --pretrain_args "..."      extra asr_train options for stage 3
-#   --asr_configs "a.yaml b.yaml"   one model per config: ${expdir}/asr_<config name>
+#   --asr_configs "a.yaml b.yaml"   one model per config: ${expdir}/<task>_<config name>
 #   --pruning_sweep "mac:0.3 size:0.5"   train each pruning config once per method:target
-#                              (${expdir}/asr_<config name>_<method><target>); unpruned configs once
+#                              (${expdir}/<task>_<config name>_<method><target>); unpruned configs once
 #   --train_args "..."         extra asr_train options for stage 5 (e.g. --max_epoch 1)
 #   --inference_config CONF    Speech2Text options (beam_size, ctc_weight, ...)
 #   --inference_model NAME     which checkpoint to decode (default valid.acc.ave.pth)
@@ -46,6 +55,7 @@ log() {
 
 stage=1
 stop_stage=100
+task=asr
 datadir=data
 expdir=exp
 ngpu=0
@@ -72,20 +82,38 @@ results=RESULTS.md
 . utils/parse_options.sh
 
 python=${python:-python3}
+if [ "${task}" = asr ]; then
+    # the training target, and the plain transcript that the stand-in pretraining learns
+    target_name=text
+    transcript_name=text
+elif [ "${task}" = slu ]; then
+    target_name=text
+    transcript_name=transcript
+else
+    log "Error: --task must be asr or slu, not '${task}'"
+    exit 2
+fi
+train_module=espnet_prune.bin.${task}_train
+shrink_module=espnet_prune.bin.${task}_shrink
 token_dir=${datadir}/token_list
 bpe_dir=${token_dir}/bpe_${bpemode}${nbpe}
 char_dir=${token_dir}/char
+word_dir=${token_dir}/word
+intent_list=${token_dir}/intents.txt
 if [ "${token_type}" = bpe ]; then
     token_tag=bpe_${bpemode}${nbpe}
     token_args="--token_type bpe --bpemodel ${bpe_dir}/bpe.model --token_list ${bpe_dir}/tokens.txt"
-elif [ "${token_type}" = char ]; then
-    token_tag=char
-    token_args="--token_type char --token_list ${char_dir}/tokens.txt"
+elif [ "${token_type}" = char ] || [ "${token_type}" = word ]; then
+    token_tag=${token_type}
+    token_args="--token_type ${token_type} --token_list ${token_dir}/${token_type}/tokens.txt"
 else
-    log "Error: --token_type must be bpe or char, not '${token_type}'"
+    log "Error: --token_type must be bpe, char or word, not '${token_type}'"
     exit 2
 fi
-stats_dir=${expdir}/asr_stats_${token_tag}
+if [ "${task}" = slu ]; then
+    token_args="${token_args} --intent_list ${intent_list}"
+fi
+stats_dir=${expdir}/${task}_stats_${token_tag}
 pretrain_dir=${expdir}/pretrain
 if [ -n "${pretrain_config}" ] && [ -z "${ssl_ckpt}" ]; then
     ssl_ckpt=${pretrain_dir}/upstream.pt
@@ -103,7 +131,7 @@ is_pruned() {
 # the models: "<model dir>|<config>|<asr_train options of its sweep point>"
 models=()
 for config in ${asr_configs}; do
-    name=${expdir}/asr_$(basename "${config}" .yaml)
+    name=${expdir}/${task}_$(basename "${config}" .yaml)
     if [ -n "${pruning_sweep}" ] && is_pruned "${config}"; then
         for point in ${pruning_sweep}; do
             method=${point%%:*}
@@ -115,35 +143,58 @@ for config in ${asr_configs}; do
     fi
 done
 
-# the data arguments of asr_train for a token list, a training set and its stats (shape files)
-data_args() {
-    local train=$1 valid=$2 shapes=$3
-    echo --train_data_path_and_name_and_type "${datadir}/${train}/wav.scp,speech,sound" \
-        --train_data_path_and_name_and_type "${datadir}/${train}/text,text,text" \
-        --valid_data_path_and_name_and_type "${datadir}/${valid}/wav.scp,speech,sound" \
-        --valid_data_path_and_name_and_type "${datadir}/${valid}/text,text,text" \
-        --train_shape_file "${shapes}/train/speech_shape" --train_shape_file "${shapes}/train/text_shape" \
+# the data of a training run: speech, the text file $1 of ${train_set} and ${valid_set}, and, for
+# the SLU task's models ($2 = slu), their intents
+data_files() {
+    local text=$1 with_intent=$2 split dset
+    for split in train valid; do
+        dset=${train_set}
+        [ "${split}" = valid ] && dset=${valid_set}
+        echo --${split}_data_path_and_name_and_type "${datadir}/${dset}/wav.scp,speech,sound" \
+            --${split}_data_path_and_name_and_type "${datadir}/${dset}/${text},text,text"
+        if [ "${with_intent}" = slu ]; then
+            echo --${split}_data_path_and_name_and_type "${datadir}/${dset}/intent,intent,text"
+        fi
+    done
+}
+
+# the shape files of a stats directory
+shape_files() {
+    local shapes=$1
+    echo --train_shape_file "${shapes}/train/speech_shape" --train_shape_file "${shapes}/train/text_shape" \
         --valid_shape_file "${shapes}/valid/speech_shape" --valid_shape_file "${shapes}/valid/text_shape"
 }
 
-# collect_stats <token args...> into $1 (written beside it, then moved into place)
+# collect_stats <out> <config> <train module> <data_files args> <token args...>: ESPnet's
+# --collect_stats into <out> (written beside it, then moved into place)
 collect_stats() {
-    local out=$1 config=$2
-    shift 2
+    local out=$1 config=$2 module=$3 text=$4 with_intent=$5
+    shift 5
     if [ -f "${out}/train/speech_shape" ] && [ -f "${out}/valid/text_shape" ]; then
         log "${out} exists; skipped"
         return
     fi
     rm -rf "${out}.tmp"
-    ${python} -m espnet_prune.bin.asr_train --collect_stats true --config "${config}" --ngpu 0 \
+    mkdir -p "$(dirname "${out}")"
+    # shellcheck disable=SC2046
+    ${python} -m "${module}" --collect_stats true --config "${config}" --ngpu 0 \
         --num_workers 1 --use_preprocessor true --batch_type unsorted --output_dir "${out}.tmp" \
-        --frontend_conf upstream_ckpt="${ssl_init:-${ssl_ckpt}}" \
-        --train_data_path_and_name_and_type "${datadir}/${train_set}/wav.scp,speech,sound" \
-        --train_data_path_and_name_and_type "${datadir}/${train_set}/text,text,text" \
-        --valid_data_path_and_name_and_type "${datadir}/${valid_set}/wav.scp,speech,sound" \
-        --valid_data_path_and_name_and_type "${datadir}/${valid_set}/text,text,text" \
+        --frontend_conf upstream_ckpt="${ssl_init:-${ssl_ckpt}}" $(data_files "${text}" "${with_intent}") \
         --train_shape_file "${datadir}/${train_set}/wav.scp" --valid_shape_file "${datadir}/${valid_set}/wav.scp" \
         "$@" > "${out}.log" 2>&1 || { log "Error: see ${out}.log"; exit 1; }
+    mv "${out}.tmp" "${out}"
+}
+
+# token_list <type> <tokens.txt> <text name> [tokenize_text options]: ESPnet's tokenize_text
+# vocabulary of ${train_set}'s text file, unless <tokens.txt> exists
+token_list() {
+    local type=$1 out=$2 text=$3
+    shift 3
+    [ -f "${out}" ] && return
+    mkdir -p "$(dirname "${out}")"
+    ${python} -m espnet2.bin.tokenize_text --token_type "${type}" --input "${datadir}/${train_set}/${text}" \
+        --output "${out}.tmp" --field 2- --write_vocabulary true \
+        --add_symbol '<blank>:0' --add_symbol '<unk>:1' --add_symbol '<sos/eos>:-1' "$@"
     mv "${out}.tmp" "${out}"
 }
 
@@ -179,26 +230,25 @@ fi
 
 if run_stage 2; then
     stage_start=${SECONDS}
-    log "Stage 2: token lists: ${char_dir}$([ "${token_type}" = bpe ] && echo ", ${bpe_dir}")"
-    if [ ! -f "${char_dir}/tokens.txt" ]; then
-        rm -rf "${char_dir}.tmp" && mkdir -p "${char_dir}.tmp"
-        ${python} -m espnet2.bin.tokenize_text --token_type char --input "${datadir}/${train_set}/text" \
-            --output "${char_dir}.tmp/tokens.txt" --field 2- --write_vocabulary true \
-            --add_symbol '<blank>:0' --add_symbol '<unk>:1' --add_symbol '<sos/eos>:-1'
-        mv "${char_dir}.tmp" "${char_dir}"
-    fi
-    if [ "${token_type}" = bpe ] && [ ! -f "${bpe_dir}/tokens.txt" ]; then
+    log "Stage 2: token lists: ${char_dir} ($([ "${task}" = slu ] && echo "transcripts, ")for the stand-in), ${token_dir}/${token_tag}$([ "${task}" = slu ] && echo ", ${intent_list}")"
+    token_list char "${char_dir}/tokens.txt" "${transcript_name}"
+    if [ "${token_type}" = word ]; then
+        token_list word "${word_dir}/tokens.txt" "${target_name}"
+    elif [ "${token_type}" = bpe ] && [ ! -f "${bpe_dir}/tokens.txt" ]; then
         rm -rf "${bpe_dir}.tmp" && mkdir -p "${bpe_dir}.tmp"
-        cut -f 2- -d ' ' "${datadir}/${train_set}/text" > "${bpe_dir}.tmp/train.txt"
+        cut -f 2- -d ' ' "${datadir}/${train_set}/${target_name}" > "${bpe_dir}.tmp/train.txt"
         # sentencepiece's own trainer, with its command-line flags
         ${python} -c 'import sys, sentencepiece; sentencepiece.SentencePieceTrainer.train(" ".join(sys.argv[1:]))' \
             --input="${bpe_dir}.tmp/train.txt" --vocab_size="${nbpe}" --model_type="${bpemode}" --model_prefix="${bpe_dir}.tmp/bpe" --character_coverage=1.0 \
             --input_sentence_size=100000000
-        ${python} -m espnet2.bin.tokenize_text --token_type bpe --bpemodel "${bpe_dir}.tmp/bpe.model" \
-            --input "${datadir}/${train_set}/text" --output "${bpe_dir}.tmp/tokens.txt" --field 2- \
-            --write_vocabulary true --add_symbol '<blank>:0' --add_symbol '<unk>:1' --add_symbol '<sos/eos>:-1'
         rm "${bpe_dir}.tmp/train.txt"
+        token_list bpe "${bpe_dir}.tmp/tokens.txt" "${target_name}" --bpemodel "${bpe_dir}.tmp/bpe.model"
         mv "${bpe_dir}.tmp" "${bpe_dir}"
+    fi
+    if [ "${task}" = slu ] && [ ! -f "${intent_list}" ]; then
+        # the intent head's classes: the training set's intents
+        cut -f 2- -d ' ' "${datadir}/${train_set}/intent" | sort -u > "${intent_list}.tmp"
+        mv "${intent_list}.tmp" "${intent_list}"
     fi
     stage_done 2
 fi
@@ -212,13 +262,15 @@ if run_stage 3 && [ -n "${pretrain_config}" ]; then
         # shellcheck disable=SC2086
         ${python} -m espnet_prune.bin.make_upstream ${pretrain_upstream} --out "${ssl_init}"
     fi
-    collect_stats "${pretrain_dir}/stats" "${pretrain_config}" --token_type char --token_list "${char_dir}/tokens.txt"
+    # the stand-in learns the plain transcripts with ASR's CTC, whatever the task
+    collect_stats "${pretrain_dir}/stats" "${pretrain_config}" espnet_prune.bin.asr_train "${transcript_name}" asr \
+        --token_type char --token_list "${char_dir}/tokens.txt"
     log "training: ${pretrain_dir}/train.log"
     # shellcheck disable=SC2046,SC2086
     ${python} -m espnet_prune.bin.asr_train --config "${pretrain_config}" --ngpu "${ngpu}" --resume true \
         --use_preprocessor true --token_type char --token_list "${char_dir}/tokens.txt" \
         --frontend_conf upstream_ckpt="${ssl_init}" --output_dir "${pretrain_dir}" \
-        $(data_args "${train_set}" "${valid_set}" "${pretrain_dir}/stats") ${pretrain_args} \
+        $(data_files "${transcript_name}" asr) $(shape_files "${pretrain_dir}/stats") ${pretrain_args} \
         > "${pretrain_dir}/train.log" 2>&1 || { log "Error: see ${pretrain_dir}/train.log"; exit 1; }
     ${python} -m espnet_prune.bin.export_upstream --config "${pretrain_dir}/config.yaml" \
         --model_file "${pretrain_dir}/valid.loss.best.pth" --out "${ssl_ckpt}"
@@ -236,7 +288,7 @@ if run_stage 4; then
     log "Stage 4: statistics -> ${stats_dir}"
     first_config=${asr_configs%% *}
     # shellcheck disable=SC2086
-    collect_stats "${stats_dir}" "${first_config}" ${token_args}
+    collect_stats "${stats_dir}" "${first_config}" "${train_module}" "${target_name}" "${task}" ${token_args}
     stage_done 4
 fi
 
@@ -248,9 +300,9 @@ if run_stage 5; then
         log "Stage 5: training ${dir} (${config} ${sweep_args}); log: ${dir}/train.log"
         mkdir -p "${dir}"
         # shellcheck disable=SC2046,SC2086
-        ${python} -m espnet_prune.bin.asr_train --config "${config}" --ngpu "${ngpu}" --resume true \
-            --use_preprocessor true ${token_args} --frontend_conf upstream_ckpt="${ssl_ckpt}" \
-            --output_dir "${dir}" $(data_args "${train_set}" "${valid_set}" "${stats_dir}") ${sweep_args} ${train_args} \
+        ${python} -m "${train_module}" --config "${config}" --ngpu "${ngpu}" --resume true \
+            --use_preprocessor true ${token_args} --frontend_conf upstream_ckpt="${ssl_ckpt}" --output_dir "${dir}" \
+            $(data_files "${target_name}" "${task}") $(shape_files "${stats_dir}") ${sweep_args} ${train_args} \
             > "${dir}/train.log" 2>&1 || { log "Error: see ${dir}/train.log"; exit 1; }
         stage_done 5
     done
@@ -262,7 +314,7 @@ if run_stage 6; then
         dir=${model%%|*}
         if is_pruned "${dir}/config.yaml"; then
             log "Stage 6: shrinking ${dir}/${inference_model} -> ${dir}/shrunk"
-            ${python} -m espnet_prune.bin.asr_shrink --config "${dir}/config.yaml" \
+            ${python} -m "${shrink_module}" --config "${dir}/config.yaml" \
                 --model_file "${dir}/${inference_model}" --out_dir "${dir}/shrunk"
         else
             log "Stage 6: ${dir} is not pruned; nothing to shrink"
@@ -292,10 +344,18 @@ if run_stage 8; then
     for model in "${models[@]}"; do
         dir=${model%%|*}
         for dset in ${test_sets}; do
-            log "Stage 8: scoring ${dir}/${inference_tag}/${dset}"
-            ${python} -m espnet_prune.bin.score_asr --ref "${datadir}/${dset}/text" \
-                --hyp "${dir}/${inference_tag}/${dset}/text" --utt2spk "${datadir}/${dset}/utt2spk" \
-                --out "${dir}/${inference_tag}/${dset}/score_wer"
+            decoded=${dir}/${inference_tag}/${dset}
+            log "Stage 8: scoring ${decoded}"
+            [ -f "${decoded}/text" ] || { log "Error: ${decoded}/text is missing (stage 7 makes it)"; exit 1; }
+            if [ "${task}" = asr ]; then
+                ${python} -m espnet_prune.bin.score_asr --ref "${datadir}/${dset}/text" \
+                    --hyp "${decoded}/text" --utt2spk "${datadir}/${dset}/utt2spk" --out "${decoded}/score_wer"
+            else
+                # the intent head's intents; entities and transcript from the decoded text
+                ${python} -m espnet_prune.bin.score_slurp --gold_dir "${datadir}/${dset}" --hyp "${decoded}/text" \
+                    --hyp_intent "${decoded}/intent" --train_intents "${datadir}/${train_set}/intent" \
+                    --out "${decoded}/score_slu"
+            fi
         done
     done
     stage_done 8
@@ -310,7 +370,7 @@ if run_stage 9; then
     done
     # shellcheck disable=SC2086
     ${python} -m espnet_prune.bin.asr_results --exp_dirs ${dirs} --inference_tag "${inference_tag}" \
-        --test_sets ${test_sets} --out "${results}" --plots_dir "${results%.md}_plots"
+        --test_sets ${test_sets} --out "${results}" --plots_dir "${results%.md}_plots" --task "${task}"
     stage_done 9
 fi
 

@@ -6,7 +6,8 @@
 # Options:
 #   --librispeech_root DIR   the folder that contains LibriSpeech/ (required)
 #   --out DIR                where the data directories go (default data)
-#   --subsets "..."          (default: train-clean-100 dev-clean dev-other test-clean test-other)
+#   --subsets "..."          (default: train-clean-100 dev-clean dev-other test-clean test-other);
+#                            commas may separate them too, as asr.sh's --local_data_opts splits on spaces
 #   --skip_bad true|false    leave out (and count) unreadable or inconsistent utterances
 set -euo pipefail
 
@@ -25,4 +26,4 @@ fi
 opts=
 [ "${skip_bad}" = true ] && opts=--skip-bad
 # shellcheck disable=SC2086
-${python} -m espnet_prune.bin.prep_librispeech --root "${librispeech_root}" --out "${out}" --subsets ${subsets} ${opts}
+${python} -m espnet_prune.bin.prep_librispeech --root "${librispeech_root}" --out "${out}" --subsets ${subsets//,/ } ${opts}

@@ -1,0 +1,74 @@
+"""egs2/synth_slurp/slu1 end to end in its reduced mode (`./run.sh --ci true`, a few minutes).
+
+Every stage of the SLU route runs for real on a synthetic SLURP: data (prep_slurp), word and intent
+lists, the stand-in pretraining on the transcripts, stats, training (intent head + slurp_entity
+decoder, unpruned and HJ-Pruning-MAC), shrink, decoding, SLURP's metrics and RESULTS. The models
+train for a few steps only, so the checks are on the plumbing and on what must hold at any accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+OUTPUTS = ("data", "data_ci", "exp", "exp_ci", "downloads", "RESULTS_ci.md", "RESULTS_ci_plots")
+MODELS = ("slu_train_slu_unpruned", "slu_train_slu_mac0.5")
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory) -> tuple[Path, str]:
+    """A copy of the recipe (outside the repository) after `./run.sh --ci true`, and its log."""
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is not installed (tools/install.sh installs it)")
+    root = tmp_path_factory.mktemp("egs2")
+    for name in ("TEMPLATE", "synth_librispeech", "synth_slurp"):  # the stand-in's config is shared
+        shutil.copytree(REPO / "egs2" / name, root / name, symlinks=True, ignore=shutil.ignore_patterns(*OUTPUTS))
+    recipe = root / "synth_slurp" / "slu1"
+    env = {**os.environ, "MAIN_ROOT": str(REPO)}
+    done = subprocess.run(["./run.sh", "--ci", "true"], cwd=recipe, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return recipe, done.stdout + done.stderr
+
+
+def test_every_stage_runs(recipe):
+    _, log = recipe
+    for n in range(1, 10):
+        assert re.search(rf"Stage {n} done in \d+ s", log), f"stage {n}"
+    assert "Successfully finished" in log
+
+
+def test_stand_in_learns_the_transcripts_and_the_models_the_tagged_targets(recipe):
+    data = recipe[0] / "data_ci"
+    chars = (data / "token_list" / "char" / "tokens.txt").read_text().split()
+    assert "_" not in chars  # intent names (scenario_action) are not in the transcripts
+    words = (data / "token_list" / "word" / "tokens.txt").read_text().split()
+    assert {"SEP", "FILL"} <= set(words)
+    pretrain = yaml.safe_load((recipe[0] / "exp_ci" / "pretrain" / "config.yaml").read_text())
+    assert any(path.endswith("/transcript") for path, _, _ in pretrain["train_data_path_and_name_and_type"])
+
+
+def test_decoding_writes_head_intents_and_scores_reach_results(recipe):
+    recipe_dir = recipe[0]
+    test = recipe_dir / "data_ci" / "test"
+    utts = sorted(line.split()[0] for line in (test / "wav.scp").read_text().splitlines())
+    known = set((recipe_dir / "data_ci" / "token_list" / "intents.txt").read_text().split())
+    results = (recipe_dir / "RESULTS_ci.md").read_text()
+    for model in MODELS:
+        decoded = recipe_dir / "exp_ci" / model / "decode_slu_ci" / "test"
+        intents = dict(line.split() for line in (decoded / "intent").read_text().splitlines())
+        assert sorted(intents) == utts and set(intents.values()) <= known
+        metrics = json.loads((decoded / "score_slu" / "metrics.json").read_text())
+        assert metrics["n_scored"] == metrics["n_gold"] > 0
+        row = next(line for line in results.splitlines() if line.startswith(f"| {model} |"))
+        assert f"| {100 * metrics['intent_accuracy']:.1f} | {100 * metrics['slu_f1']['overall']['f1']:.1f} |" in row
+    assert "| slu_train_slu_mac0.5 | mac | 0.50 |" in results
+    assert (recipe_dir / "exp_ci" / MODELS[1] / "shrunk" / "upstream.safetensors").is_file()
+    assert (recipe_dir / "RESULTS_ci_plots" / "intent_acc_vs_gmacs_test.png").is_file()
