@@ -53,13 +53,13 @@ def test_librispeech_100_first_stages_and_one_step_on_base_architecture(tmp_path
     missing = _run(recipe, "--librispeech_root", str(tmp_path / "corpus"), "--stage", "4", "--stop_stage", "4")
     assert missing.returncode != 0 and "--ssl_ckpt" in missing.stdout + missing.stderr
     done = _run(
-        recipe, "--librispeech_root", str(tmp_path / "corpus"), "--ssl_ckpt", str(ckpt), "--stop_stage", "5",
+        recipe, "--librispeech_root", str(tmp_path / "corpus"), "--ssl_ckpt", str(ckpt), "--stop_stage", "6",
         "--local_data_opts", f"--librispeech_root {tmp_path / 'corpus'} --subsets train-clean-100,dev-clean,test-clean",
         "--test_sets", "test_clean", "--nbpe", "40", "--asr_configs", "conf/train_asr_pruned.yaml",
         "--pruning_sweep", "mac:0.4", "--train_args", ONE_STEP,
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    for n in (1, 2, 4, 5):
+    for n in (1, 2, 4, 6):
         assert re.search(rf"Stage {n} done in \d+ s", done.stdout + done.stderr), f"stage {n}"
     exp = recipe / "exp" / "asr_train_asr_pruned_mac0.4"
     _trained_one_step(exp)
@@ -78,7 +78,7 @@ def test_slurp_first_stages_and_one_step(tmp_path):
     bad = _run(recipe, "--slurp_root", str(tmp_path / "nowhere"), "--ssl_ckpt", str(ckpt), "--stop_stage", "1")
     assert bad.returncode != 0 and "--slurp_root must be the SLURP folder" in bad.stderr
     done = _run(
-        recipe, "--slurp_root", str(corpus), "--ssl_ckpt", str(ckpt), "--stop_stage", "5",
+        recipe, "--slurp_root", str(corpus), "--ssl_ckpt", str(ckpt), "--stop_stage", "6",
         "--test_sets", "test", "--asr_configs", "conf/train_slu_pruned.yaml", "--pruning_sweep", "size:0.3",
         "--train_args", ONE_STEP,
     )

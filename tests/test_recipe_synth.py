@@ -7,6 +7,7 @@ for a few steps only, so the checks are on the plumbing and on what must hold at
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ from espnet_prune.pruning.cost import upstream_cost
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = ("data", "data_ci", "exp", "exp_ci", "downloads", "RESULTS_ci.md")
+DECODED = "decode_asr_ci_lm_train_lm_char"  # the decode config, then the language model
 
 
 def _run(recipe: Path, *args: str) -> str:
@@ -46,7 +48,7 @@ def recipe(tmp_path_factory) -> tuple[Path, str]:
 
 def test_every_stage_runs(recipe):
     _, log = recipe
-    for n in range(1, 10):
+    for n in range(1, 11):
         assert re.search(rf"Stage {n} done in \d+ s", log), f"stage {n}"
     assert "Successfully finished" in log
 
@@ -70,16 +72,19 @@ def test_pruned_model_is_shrunk_and_decodes(recipe):
     assert shrunk.pruned_dict() is not None
     # ten training steps close few gates, but the shrunk upstream is never larger than the dense one
     assert upstream_cost(shrunk, 10.0).params <= upstream_cost(dense, 10.0).params
-    decoded = exp / "asr_train_asr_mac0.5" / "decode_asr_ci" / "test_clean"
+    decoded = exp / "asr_train_asr_mac0.5" / DECODED / "test_clean"
     n_test = len((recipe[0] / "data_ci" / "test_clean" / "wav.scp").read_text().splitlines())
     assert len((decoded / "text").read_text().splitlines()) == n_test
+    # the language model of stage 5 joined the beam search
+    decode_config = json.loads((decoded / "decode.json").read_text())["decode_config"]
+    assert decode_config["lm_file"] == "exp_ci/lm_train_lm_char/valid.loss.ave.pth"
 
 
 def test_scores_and_results(recipe):
     recipe_dir = recipe[0]
     results = (recipe_dir / "RESULTS_ci.md").read_text()
     for model in ("asr_train_asr_unpruned", "asr_train_asr_mac0.5"):
-        report = recipe_dir / "exp_ci" / model / "decode_asr_ci" / "test_clean" / "score_wer" / "result.txt"
+        report = recipe_dir / "exp_ci" / model / DECODED / "test_clean" / "score_wer" / "result.txt"
         summary = parse_sclite_summary(report.read_text())
         assert summary["n_sent"] == len((recipe_dir / "data_ci" / "test_clean" / "text").read_text().splitlines())
         row = next(line for line in results.splitlines() if line.startswith(f"| {model} |"))
@@ -92,7 +97,7 @@ def test_stages_rerun_without_redoing_work(recipe):
     shrunk = recipe_dir / "exp_ci" / "asr_train_asr_mac0.5" / "shrunk" / "upstream.safetensors"
     before = shrunk.read_bytes()
     assert "exists; skipped" in _run(recipe_dir, "--ci", "true", "--stage", "4", "--stop_stage", "4")
-    _run(recipe_dir, "--ci", "true", "--stage", "6", "--stop_stage", "6")
+    _run(recipe_dir, "--ci", "true", "--stage", "7", "--stop_stage", "7")
     assert shrunk.read_bytes() == before  # shrinking the same model again writes the same bytes
 
 

@@ -2,10 +2,12 @@
 
     python -m espnet_prune.bin.asr_decode --asr_train_config exp/X/config.yaml \\
         --asr_model_file exp/X/valid.acc.ave.pth --decode_config conf/decode_asr.yaml \\
-        --data_dir data/test_clean --out_dir exp/X/decode_asr/test_clean [--nj 2]
+        --data_dir data/test_clean --out_dir exp/X/decode_asr/test_clean [--nj 2] \
+        [--lm_train_config exp/lm/config.yaml --lm_file exp/lm/valid.loss.ave.pth]
 
 ``--decode_config`` holds ``Speech2Text`` keyword arguments (``beam_size``, ``ctc_weight``,
-``penalty``, ...); an unknown key is an error. The output directory, written only when every
+``lm_weight``, ...); an unknown key is an error. The language model (ESPnet's lm_train), when given,
+joins the beam search with weight ``lm_weight`` (shallow fusion). The output directory, written only when every
 utterance is decoded, holds ESPnet's ``text`` and ``token`` tables and ``decode.json``: the
 number of utterances, seconds of audio, seconds spent in ``Speech2Text`` calls (model loading
 excluded) and their ratio, the real-time factor of one single-threaded decoding process. An SLU
@@ -134,6 +136,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--asr_train_config", type=Path, required=True)
     parser.add_argument("--asr_model_file", type=Path, required=True)
     parser.add_argument("--decode_config", type=Path, help="YAML of Speech2Text arguments")
+    parser.add_argument("--lm_train_config", type=Path, help="a language model's config.yaml (ESPnet's lm_train)")
+    parser.add_argument("--lm_file", type=Path, help="its weights; lm_weight in --decode_config weighs it")
     parser.add_argument("--data_dir", type=Path, required=True, help="with wav.scp")
     parser.add_argument("--out_dir", type=Path, required=True)
     parser.add_argument("--nj", type=int, default=os.cpu_count() or 1, help="decoding processes (default: all cores)")
@@ -141,6 +145,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     try:
         conf = read_decode_config(args.decode_config)
+        if (args.lm_train_config is None) != (args.lm_file is None):
+            raise ValueError("give both --lm_train_config and --lm_file, or neither")
+        if args.lm_train_config is not None:
+            for path in (args.lm_train_config, args.lm_file):
+                if not path.is_file():
+                    raise FileNotFoundError(f"{path} does not exist (the language model stage makes it)")
+            conf = {**conf, "lm_train_config": str(args.lm_train_config), "lm_file": str(args.lm_file)}
         summary = decode_data_dir(args.asr_train_config, args.asr_model_file, args.data_dir, args.out_dir, conf, args.nj)
     except (ValueError, FileNotFoundError) as error:
         logging.error("%s", error)

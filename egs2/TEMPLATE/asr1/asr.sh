@@ -14,12 +14,14 @@
 #   3 pretrain    only with --pretrain_config: train a stand-in upstream from scratch with CTC
 #                 and export it as an S3PRL checkpoint (there are no pretrained weights here)
 #   4 stats       ESPnet's --collect_stats: speech and text shape files
-#   5 train       fine-tune (+ prune, if the config has a pruning_conf) with ESPnet's trainer
-#   6 shrink      physically shrink the upstream of pruned models
-#   7 decode      joint CTC/attention beam search on ${test_sets}; measures the real-time factor
-#   8 score       sclite result.txt per test set (sclite, or the same report without it); SLU:
+#   5 lm          only with --lm_config: a language model of the training text (ESPnet's lm_train,
+#                 the models' tokens), which stage 8 adds to the beam search (shallow fusion)
+#   6 train       fine-tune (+ prune, if the config has a pruning_conf) with ESPnet's trainer
+#   7 shrink      physically shrink the upstream of pruned models
+#   8 decode      joint CTC/attention beam search on ${test_sets}; measures the real-time factor
+#   9 score       sclite result.txt per test set (sclite, or the same report without it); SLU:
 #                 SLURP's metrics (intent accuracy, SLU-F1, ...) and transcript WER
-#   9 results     RESULTS.md: WER (SLU: intent accuracy, SLU-F1, WER), upstream parameters and
+#  10 results     RESULTS.md: WER (SLU: intent accuracy, SLU-F1, WER), upstream parameters and
 #                 GMACs (10 s input), RTF; figures in RESULTS_plots/: the first score against GMACs,
 #                 what remains of each layer of pruned models
 #
@@ -41,10 +43,13 @@
 #   --asr_configs "a.yaml b.yaml"   one model per config: ${expdir}/<task>_<config name>
 #   --pruning_sweep "mac:0.3 size:0.5"   train each pruning config once per method:target
 #                              (${expdir}/<task>_<config name>_<method><target>); unpruned configs once
-#   --train_args "..."         extra asr_train options for stage 5 (e.g. --max_epoch 1)
+#   --lm_config CONF           stage 5's config (ESPnet's lm_train); its weight is lm_weight in
+#                              --inference_config
+#   --lm_args "..."            extra lm_train options for stage 5
+#   --train_args "..."         extra asr_train options for stage 6 (e.g. --max_epoch 1)
 #   --inference_config CONF    Speech2Text options (beam_size, ctc_weight, ...)
 #   --inference_model NAME     which checkpoint to decode (default valid.acc.ave.pth)
-#   --results RESULTS.md       the results file stage 9 writes
+#   --results RESULTS.md       the results file stage 10 writes
 
 set -euo pipefail
 
@@ -73,6 +78,8 @@ pretrain_upstream="--arch wav2vec2 --preset small"
 pretrain_args=
 asr_configs=
 pruning_sweep=
+lm_config=
+lm_args=
 train_args=
 inference_config=conf/decode_asr.yaml
 inference_model=valid.acc.ave.pth
@@ -110,16 +117,19 @@ else
     log "Error: --token_type must be bpe, char or word, not '${token_type}'"
     exit 2
 fi
+task_args=
 if [ "${task}" = slu ]; then
-    token_args="${token_args} --intent_list ${intent_list}"
+    task_args="--intent_list ${intent_list}"
 fi
 stats_dir=${expdir}/${task}_stats_${token_tag}
+lm_stats_dir=${expdir}/lm_stats_${token_tag}
+lm_dir=${expdir}/lm_$(basename "${lm_config:-none}" .yaml)_${token_tag}
 pretrain_dir=${expdir}/pretrain
 if [ -n "${pretrain_config}" ] && [ -z "${ssl_ckpt}" ]; then
     ssl_ckpt=${pretrain_dir}/upstream.pt
 fi
 [ -n "${asr_configs}" ] || { log "Error: --asr_configs is empty"; exit 2; }
-for conf in ${asr_configs} ${pretrain_config} ${inference_config}; do
+for conf in ${asr_configs} ${pretrain_config} ${lm_config} ${inference_config}; do
     [ -f "${conf}" ] || { log "Error: ${conf} does not exist"; exit 2; }
 done
 
@@ -279,7 +289,7 @@ if run_stage 3 && [ -n "${pretrain_config}" ]; then
 fi
 
 [ -n "${ssl_ckpt}" ] || { log "Error: give --ssl_ckpt (or --pretrain_config)"; exit 2; }
-if run_stage 4 || run_stage 5; then
+if run_stage 4 || run_stage 6; then
     [ -f "${ssl_ckpt}" ] || { log "Error: --ssl_ckpt ${ssl_ckpt} does not exist"; exit 1; }
 fi
 
@@ -288,65 +298,100 @@ if run_stage 4; then
     log "Stage 4: statistics -> ${stats_dir}"
     first_config=${asr_configs%% *}
     # shellcheck disable=SC2086
-    collect_stats "${stats_dir}" "${first_config}" "${train_module}" "${target_name}" "${task}" ${token_args}
+    collect_stats "${stats_dir}" "${first_config}" "${train_module}" "${target_name}" "${task}" ${token_args} ${task_args}
     stage_done 4
 fi
 
-if run_stage 5; then
+# lm_train <output dir> <log> <options...>: ESPnet's LM trainer on ${train_set}'s target text
+lm_train() {
+    local out=$1 logfile=$2
+    shift 2
+    # shellcheck disable=SC2086
+    ${python} -m espnet2.bin.lm_train --config "${lm_config}" --ngpu "${ngpu}" --num_workers 1 ${token_args} \
+        --train_data_path_and_name_and_type "${datadir}/${train_set}/${target_name},text,text" \
+        --valid_data_path_and_name_and_type "${datadir}/${valid_set}/${target_name},text,text" \
+        --output_dir "${out}" "$@" > "${logfile}" 2>&1 || { log "Error: see ${logfile}"; exit 1; }
+}
+
+if run_stage 5 && [ -n "${lm_config}" ]; then
+    stage_start=${SECONDS}
+    log "Stage 5: language model (${lm_config}) of ${datadir}/${train_set}/${target_name} -> ${lm_dir}"
+    mkdir -p "${lm_dir}"
+    if [ ! -f "${lm_stats_dir}/train/text_shape" ]; then
+        rm -rf "${lm_stats_dir}.tmp"
+        lm_train "${lm_stats_dir}.tmp" "${lm_stats_dir}.log" --collect_stats true --batch_type unsorted \
+            --train_shape_file "${datadir}/${train_set}/${target_name}" \
+            --valid_shape_file "${datadir}/${valid_set}/${target_name}"
+        mv "${lm_stats_dir}.tmp" "${lm_stats_dir}"
+    fi
+    log "training: ${lm_dir}/train.log"
+    # shellcheck disable=SC2086
+    lm_train "${lm_dir}" "${lm_dir}/train.log" --resume true --train_shape_file "${lm_stats_dir}/train/text_shape" \
+        --valid_shape_file "${lm_stats_dir}/valid/text_shape" ${lm_args}
+    stage_done 5
+fi
+
+if run_stage 6; then
     [ -f "${stats_dir}/train/speech_shape" ] || { log "Error: ${stats_dir} is missing (stage 4 makes it)"; exit 1; }
     for model in "${models[@]}"; do
         IFS='|' read -r dir config sweep_args <<< "${model}"
         stage_start=${SECONDS}
-        log "Stage 5: training ${dir} (${config} ${sweep_args}); log: ${dir}/train.log"
+        log "Stage 6: training ${dir} (${config} ${sweep_args}); log: ${dir}/train.log"
         mkdir -p "${dir}"
         # shellcheck disable=SC2046,SC2086
         ${python} -m "${train_module}" --config "${config}" --ngpu "${ngpu}" --resume true \
-            --use_preprocessor true ${token_args} --frontend_conf upstream_ckpt="${ssl_ckpt}" --output_dir "${dir}" \
+            --use_preprocessor true ${token_args} ${task_args} --frontend_conf upstream_ckpt="${ssl_ckpt}" --output_dir "${dir}" \
             $(data_files "${target_name}" "${task}") $(shape_files "${stats_dir}") ${sweep_args} ${train_args} \
             > "${dir}/train.log" 2>&1 || { log "Error: see ${dir}/train.log"; exit 1; }
-        stage_done 5
+        stage_done 6
     done
 fi
 
-if run_stage 6; then
+if run_stage 7; then
     stage_start=${SECONDS}
     for model in "${models[@]}"; do
         dir=${model%%|*}
         if is_pruned "${dir}/config.yaml"; then
-            log "Stage 6: shrinking ${dir}/${inference_model} -> ${dir}/shrunk"
+            log "Stage 7: shrinking ${dir}/${inference_model} -> ${dir}/shrunk"
             ${python} -m "${shrink_module}" --config "${dir}/config.yaml" \
                 --model_file "${dir}/${inference_model}" --out_dir "${dir}/shrunk"
         else
-            log "Stage 6: ${dir} is not pruned; nothing to shrink"
+            log "Stage 7: ${dir} is not pruned; nothing to shrink"
         fi
     done
-    stage_done 6
+    stage_done 7
 fi
 
 inference_tag=$(basename "${inference_config}" .yaml)
-if run_stage 7; then
+lm_decode_args=
+if [ -n "${lm_config}" ]; then
+    inference_tag=${inference_tag}_$(basename "${lm_dir}")
+    lm_decode_args="--lm_train_config ${lm_dir}/config.yaml --lm_file ${lm_dir}/valid.loss.ave.pth"
+fi
+if run_stage 8; then
     stage_start=${SECONDS}
     for model in "${models[@]}"; do
         dir=${model%%|*}
         read -r model_config model_file <<< "$(model_files "${dir}")"
         for dset in ${test_sets}; do
-            log "Stage 7: decoding ${datadir}/${dset} with ${model_file} -> ${dir}/${inference_tag}/${dset}"
+            log "Stage 8: decoding ${datadir}/${dset} with ${model_file} -> ${dir}/${inference_tag}/${dset}"
+            # shellcheck disable=SC2086
             ${python} -m espnet_prune.bin.asr_decode --asr_train_config "${model_config}" \
-                --asr_model_file "${model_file}" --decode_config "${inference_config}" \
+                --asr_model_file "${model_file}" --decode_config "${inference_config}" ${lm_decode_args} \
                 --data_dir "${datadir}/${dset}" --out_dir "${dir}/${inference_tag}/${dset}" --nj "${nj}"
         done
     done
-    stage_done 7
+    stage_done 8
 fi
 
-if run_stage 8; then
+if run_stage 9; then
     stage_start=${SECONDS}
     for model in "${models[@]}"; do
         dir=${model%%|*}
         for dset in ${test_sets}; do
             decoded=${dir}/${inference_tag}/${dset}
-            log "Stage 8: scoring ${decoded}"
-            [ -f "${decoded}/text" ] || { log "Error: ${decoded}/text is missing (stage 7 makes it)"; exit 1; }
+            log "Stage 9: scoring ${decoded}"
+            [ -f "${decoded}/text" ] || { log "Error: ${decoded}/text is missing (stage 8 makes it)"; exit 1; }
             if [ "${task}" = asr ]; then
                 ${python} -m espnet_prune.bin.score_asr --ref "${datadir}/${dset}/text" \
                     --hyp "${decoded}/text" --utt2spk "${datadir}/${dset}/utt2spk" --out "${decoded}/score_wer"
@@ -358,12 +403,12 @@ if run_stage 8; then
             fi
         done
     done
-    stage_done 8
+    stage_done 9
 fi
 
-if run_stage 9; then
+if run_stage 10; then
     stage_start=${SECONDS}
-    log "Stage 9: ${results}"
+    log "Stage 10: ${results}"
     dirs=
     for model in "${models[@]}"; do
         dirs="${dirs} ${model%%|*}"
@@ -371,7 +416,7 @@ if run_stage 9; then
     # shellcheck disable=SC2086
     ${python} -m espnet_prune.bin.asr_results --exp_dirs ${dirs} --inference_tag "${inference_tag}" \
         --test_sets ${test_sets} --out "${results}" --plots_dir "${results%.md}_plots" --task "${task}"
-    stage_done 9
+    stage_done 10
 fi
 
 log "Successfully finished"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # HJ-Pruning on a synthetic LibriSpeech, end to end on a CPU (28 minutes on 2 cores; see RESULTS.md):
-# synthesise the corpus, train a stand-in upstream (there are no pretrained weights here),
-# fine-tune it unpruned and pruned to half its MACs (HJ-Pruning-MAC), shrink, decode, score.
+# synthesise the corpus, train a stand-in upstream (there are no pretrained weights here) and a
+# character LM, fine-tune the upstream unpruned and pruned to half its MACs (HJ-Pruning-MAC),
+# shrink, decode (with the LM), score.
 #
 #   ./run.sh                 everything, then RESULTS.md
 #   ./run.sh --ci true       a reduced run of every stage (a few minutes; CI runs it)
-#   ./run.sh --stage 5 --stop_stage 9   any asr.sh option (see ./asr.sh --help)
+#   ./run.sh --stage 6 --stop_stage 10  any asr.sh option (see ./asr.sh --help)
 set -euo pipefail
 
 ci=false
@@ -25,6 +26,7 @@ if [ "${ci}" = true ]; then
     # every stage on a small corpus with a few dozen steps: checks the plumbing, not the accuracy
     size=ci
     pretrain_args="--max_epoch 1 --num_iters_per_epoch 20"
+    lm_args="--max_epoch 1 --num_iters_per_epoch 5"
     train_args="--max_epoch 1 --num_iters_per_epoch 10"
     inference_config=conf/decode_asr_ci.yaml
     results=RESULTS_ci.md
@@ -32,6 +34,7 @@ if [ "${ci}" = true ]; then
 elif [ "${ci}" = false ]; then
     size=small
     pretrain_args=
+    lm_args=
     train_args=
     inference_config=conf/decode_asr.yaml
     results=RESULTS.md
@@ -50,6 +53,8 @@ fi
     --token_type char \
     --pretrain_config conf/pretrain.yaml \
     --pretrain_args "${pretrain_args}" \
+    --lm_config conf/train_lm.yaml \
+    --lm_args "${lm_args}" \
     --asr_configs "conf/train_asr_unpruned.yaml conf/train_asr_mac0.5.yaml" \
     --train_args "${train_args}" \
     --inference_config "${inference_config}" \

@@ -6,7 +6,7 @@
 #
 #   ./run.sh                 everything, then RESULTS.md
 #   ./run.sh --ci true       a reduced run of every stage (a few minutes; CI runs it)
-#   ./run.sh --stage 5 --stop_stage 9   any asr.sh option (see ./asr.sh --help)
+#   ./run.sh --stage 6 --stop_stage 10  any asr.sh option (see ./asr.sh --help)
 set -euo pipefail
 
 ci=false
