@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from espnet_prune.bin import prep_librispeech
+from espnet_prune.data.audio import AudioPolicy
 from espnet_prune.data.datadir import read_table, validate_data_dir
 from espnet_prune.data.errors import DataPrepError
 from espnet_prune.data.librispeech import (
@@ -213,7 +214,7 @@ def test_truncated_audio_is_caught_when_decoding(broken: Path, tmp_path: Path) -
     flac.write_bytes(flac.read_bytes()[: flac.stat().st_size // 2])
     prepare_librispeech(broken, ["dev-clean"], tmp_path / "headers_only")  # the header is intact
     with pytest.raises(DataPrepError) as caught:
-        prepare_librispeech(broken, ["dev-clean"], tmp_path / "decoded", decode_audio=True)
+        prepare_librispeech(broken, ["dev-clean"], tmp_path / "decoded", audio_policy=AudioPolicy(decode=True))
     assert caught.value.path == str(flac)
 
 

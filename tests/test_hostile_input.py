@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from espnet_prune.bin import prep_slurp
-from espnet_prune.data.audio import check_audio
+from espnet_prune.bin import prep_librispeech, prep_slurp
+from espnet_prune.data.audio import AudioPolicy, check_audio
 from espnet_prune.data.datadir import validate_data_dir
 from espnet_prune.data.errors import DataPrepError
 from espnet_prune.data.librispeech import prepare_librispeech
@@ -44,7 +44,7 @@ def test_truncated_wav_is_caught_from_its_header(tmp_path: Path) -> None:
     cut.write_bytes(data[: len(data) - 1000])
     for decode in (False, True):
         with pytest.raises(DataPrepError, match=r"audio is truncated: 15000 of 16000 bytes of samples") as caught:
-            check_audio(cut, decode=decode)
+            check_audio(cut, policy=AudioPolicy(decode=decode))
         assert caught.value.path == str(cut)
     assert check_audio(tmp_path / "a.wav") == 8000
 
@@ -54,7 +54,7 @@ def test_streamed_wav_with_unknown_length_is_accepted(tmp_path: Path) -> None:
     position = data.index(b"data") + 4
     data[position : position + 4] = (0xFFFFFFFF).to_bytes(4, "little")  # as sox writes to a pipe
     (tmp_path / "streamed.wav").write_bytes(bytes(data))
-    assert check_audio(tmp_path / "streamed.wav", decode=True) > 0
+    assert check_audio(tmp_path / "streamed.wav", policy=AudioPolicy(decode=True)) > 0
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ def test_damaged_flac_frames_fail_to_decode(tmp_path: Path) -> None:
     flac.write_bytes(bytes(data))
     check_audio(flac)  # the header is intact: only decoding can tell
     with pytest.raises(DataPrepError, match="audio does not decode") as caught:
-        check_audio(flac, decode=True)
+        check_audio(flac, policy=AudioPolicy(decode=True))
     assert caught.value.path == str(flac)
 
 
@@ -154,6 +154,29 @@ def test_zero_length_and_8khz_audio_skipped_together(broken: Path, tmp_path: Pat
     summary = prepare_librispeech(broken, ["dev-clean"], tmp_path / "data", skip_bad=True)
     assert (summary.skipped, summary.utterances) == (2, {"dev_clean": 4})
     assert validate_data_dir(tmp_path / "data" / "dev_clean") == 4
+
+
+def test_recording_of_two_hours_is_bad_input_named_with_its_length(
+    broken: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unsegmented recording (two hours of silence, a few hundred KB of FLAC) in a chapter."""
+    flac = sorted(_chapter(broken).glob("*.flac"))[0]
+    with soundfile.SoundFile(flac, "w", 16000, 1, "PCM_16", format="FLAC") as f:
+        minute = np.zeros(16000 * 60, dtype=np.int16)
+        for _ in range(120):
+            f.write(minute)
+    with pytest.raises(DataPrepError, match=r"audio is 7200.0 s long, more than --max_seconds 60") as caught:
+        prepare_librispeech(broken, ["dev-clean"], tmp_path / "data")
+    assert caught.value.path == str(flac) and not (tmp_path / "data").exists()
+    with caplog.at_level(logging.WARNING):
+        assert prep_librispeech.main(["--root", str(broken), "--subsets", "dev-clean", "--out", str(tmp_path / "data"),
+                                      "--skip-bad"]) == 0
+    assert validate_data_dir(tmp_path / "data" / "dev_clean") == 5
+    assert any("7200.0 s long" in r.getMessage() and flac.name in r.getMessage() for r in caplog.records)
+    # a corpus of long recordings can raise the limit
+    assert prep_librispeech.main(["--root", str(broken), "--subsets", "dev-clean", "--out", str(tmp_path / "all"),
+                                  "--max_seconds", "10000"]) == 0
+    assert validate_data_dir(tmp_path / "all" / "dev_clean") == 6
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,7 +261,7 @@ def test_slurp_truncated_flac_caught_when_decoding(slurp: Path, tmp_path: Path) 
     flac.write_bytes(flac.read_bytes()[: flac.stat().st_size // 2])
     assert prepare_slurp(slurp, tmp_path / "headers", ["devel"]).utterances == {"devel": 3}
     with pytest.raises(DataPrepError, match="audio does not decode") as caught:
-        prepare_slurp(slurp, tmp_path / "decoded", ["devel"], decode_audio=True)
+        prepare_slurp(slurp, tmp_path / "decoded", ["devel"], audio_policy=AudioPolicy(decode=True))
     assert (caught.value.path, caught.value.line) == (str(slurp / "dataset/slurp/devel.jsonl"), 2)
     assert str(flac) in str(caught.value)
 

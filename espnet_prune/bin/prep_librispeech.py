@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from espnet_prune.data.cli import add_data_prep_arguments, configure_logging, run_data_prep
+from espnet_prune.data.cli import add_data_prep_arguments, audio_policy, configure_logging, run_data_prep
 from espnet_prune.data.librispeech import SUBSETS, prepare_librispeech
 
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
     return run_data_prep(
-        lambda: prepare_librispeech(args.root, args.subsets, Path(args.out), args.skip_bad, args.decode_audio)
+        lambda: prepare_librispeech(args.root, args.subsets, Path(args.out), args.skip_bad, audio_policy(args))
     )
 
 

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from espnet_prune.data.cli import add_data_prep_arguments, configure_logging, run_data_prep
+from espnet_prune.data.cli import add_data_prep_arguments, audio_policy, configure_logging, run_data_prep
 from espnet_prune.data.slurp import SPLITS, prepare_slurp
 
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             args.splits,
             include_synthetic=not args.no_train_synthetic,
             skip_bad=args.skip_bad,
-            decode_audio=args.decode_audio,
+            audio_policy=audio_policy(args),
         )
     )
 

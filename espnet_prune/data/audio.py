@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile
@@ -10,13 +11,23 @@ import soundfile
 from espnet_prune.data.errors import DataPrepError
 
 SAMPLE_RATE = 16000
+# LibriSpeech's and SLURP's longest utterances are ~35 s; a recording of minutes or hours is a
+# mistake (an unsegmented file) that would stall decoding or exhaust memory in a training batch.
+MAX_SECONDS = 60.0
 
 
-def check_audio(path: Path, sample_rate: int = SAMPLE_RATE, decode: bool = False) -> int:
-    """Return the number of frames of a mono recording at `sample_rate`; raise DataPrepError otherwise.
+@dataclass(frozen=True)
+class AudioPolicy:
+    """What a data prep accepts. `decode`: decode every file, which also catches truncated data
+    behind an intact header (slow on a full corpus); `max_seconds`: the longest recording."""
 
-    Reads the header only, unless `decode`: then the whole file is decoded, which also catches
-    truncated data behind an intact header (slow on a full corpus).
+    decode: bool = False
+    max_seconds: float = MAX_SECONDS
+
+
+def check_audio(path: Path, sample_rate: int = SAMPLE_RATE, policy: AudioPolicy = AudioPolicy()) -> int:
+    """Return the number of frames of a mono recording at `sample_rate` no longer than
+    `policy.max_seconds`; raise DataPrepError otherwise. Reads the header only, unless `policy.decode`.
     """
     try:
         info = soundfile.info(str(path))
@@ -29,9 +40,13 @@ def check_audio(path: Path, sample_rate: int = SAMPLE_RATE, decode: bool = False
         raise DataPrepError(f"{info.channels} channels, expected mono", path)
     if info.frames <= 0:
         raise DataPrepError("audio is empty (0 samples)", path)
+    if info.frames > policy.max_seconds * sample_rate:
+        raise DataPrepError(
+            f"audio is {info.frames / sample_rate:.1f} s long, more than --max_seconds {policy.max_seconds:g}", path
+        )
     if info.format == "WAV":
         _check_wav_length(path)
-    if decode:
+    if policy.decode:
         _check_decodes(path, info.frames)
     return info.frames
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 from collections.abc import Callable
 
+from espnet_prune.data.audio import MAX_SECONDS, AudioPolicy
 from espnet_prune.data.datadir import PrepSummary
 from espnet_prune.data.errors import DataPrepError
 
@@ -21,7 +22,7 @@ def configure_logging(verbose: bool = False) -> None:
 
 
 def add_data_prep_arguments(parser: argparse.ArgumentParser) -> None:
-    """--out, --skip-bad, --decode_audio, --verbose (each also spelt with '_' or '-')."""
+    """--out, --skip-bad, --decode_audio, --max_seconds, --verbose (each also spelt with '_' or '-')."""
     parser.add_argument("--out", default="data", help="folder for the data directories (default: data)")
     parser.add_argument(
         "--skip-bad",
@@ -36,7 +37,19 @@ def add_data_prep_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="decode every audio file to catch truncated data (default: read headers only)",
     )
+    parser.add_argument(
+        "--max_seconds",
+        "--max-seconds",
+        type=float,
+        default=MAX_SECONDS,
+        help=f"longer recordings are bad input (default: {MAX_SECONDS:g})",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
+
+
+def audio_policy(args: argparse.Namespace) -> AudioPolicy:
+    """The audio checks that the options of :func:`add_data_prep_arguments` ask for."""
+    return AudioPolicy(decode=args.decode_audio, max_seconds=args.max_seconds)
 
 
 def run_data_prep(prepare: Callable[[], PrepSummary]) -> int:

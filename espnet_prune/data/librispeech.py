@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from espnet_prune.data.audio import check_audio
+from espnet_prune.data.audio import AudioPolicy, check_audio
 from espnet_prune.data.datadir import PrepSummary, Utterance, write_data_dir
 from espnet_prune.data.errors import BadInputLog, DataPrepError
 
@@ -147,7 +147,7 @@ def read_transcripts(
     return transcripts, rejected
 
 
-def collect_chapter(chapter_dir: Path, bad: BadInputLog, decode_audio: bool = False) -> list[Utterance]:
+def collect_chapter(chapter_dir: Path, bad: BadInputLog, audio_policy: AudioPolicy = AudioPolicy()) -> list[Utterance]:
     """The utterances of a `<spk>/<chap>` folder: every FLAC paired with its transcript line.
 
     Their speaker is `<spk>-<chap>`, as in ESPnet's recipe.
@@ -170,7 +170,7 @@ def collect_chapter(chapter_dir: Path, bad: BadInputLog, decode_audio: bool = Fa
             bad.report(DataPrepError(f"transcript has no audio {utt_id}.flac", trans_path, line.line))
             continue
         try:
-            check_audio(audio[utt_id], decode=decode_audio)
+            check_audio(audio[utt_id], policy=audio_policy)
         except DataPrepError as error:
             bad.report(error)
             continue
@@ -190,7 +190,7 @@ def collect_subset(
     speakers: Mapping[int, SpeakerInfo],
     speakers_path: Path,
     bad: BadInputLog,
-    decode_audio: bool = False,
+    audio_policy: AudioPolicy = AudioPolicy(),
 ) -> tuple[list[Utterance], dict[str, str]]:
     """All utterances of a subset folder, and spk2gender for its `<spk>-<chap>` speakers."""
     utterances: list[Utterance] = []
@@ -201,7 +201,7 @@ def collect_subset(
             bad.report(DataPrepError(f"speaker {speaker} ({speaker_dir}) is not listed", speakers_path))
             continue
         for chapter_dir in _integer_subfolders(speaker_dir, "chapter", bad):
-            found = collect_chapter(chapter_dir, bad, decode_audio)
+            found = collect_chapter(chapter_dir, bad, audio_policy)
             utterances.extend(found)
             if found:
                 spk2gender[found[0].speaker] = speakers[speaker].sex.lower()
@@ -213,7 +213,7 @@ def prepare_librispeech(
     subsets: Sequence[str],
     out_dir: Path,
     skip_bad: bool = False,
-    decode_audio: bool = False,
+    audio_policy: AudioPolicy = AudioPolicy(),
 ) -> PrepSummary:
     """Write `<out_dir>/<subset with underscores>` for each subset of `<root>/LibriSpeech`.
 
@@ -233,7 +233,7 @@ def prepare_librispeech(
         subset_dir = corpus / subset
         if not subset_dir.is_dir():
             raise DataPrepError(f"missing subset {subset}", corpus)
-        utterances, spk2gender = collect_subset(subset_dir, speakers, speakers_path, bad, decode_audio)
+        utterances, spk2gender = collect_subset(subset_dir, speakers, speakers_path, bad, audio_policy)
         if not utterances:
             raise DataPrepError("no usable utterances", subset_dir)
         name = data_dir_name(subset)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from espnet_prune.data.audio import check_audio
+from espnet_prune.data.audio import AudioPolicy, check_audio
 from espnet_prune.data.datadir import PrepSummary, Utterance, write_data_dir
 from espnet_prune.data.errors import BadInputLog, DataPrepError
 
@@ -424,7 +424,7 @@ class _SplitBuilder:
     """Collects one split's utterances, recording files seen, and how much the text deviated."""
 
     bad: BadInputLog
-    decode_audio: bool
+    audio_policy: AudioPolicy
     utterances: list[Utterance] = dataclasses.field(default_factory=list)
     seen_files: set[str] = dataclasses.field(default_factory=set)
     annotation_text_differs: int = 0
@@ -468,7 +468,7 @@ class _SplitBuilder:
             )
             return
         try:
-            check_audio(audio_dir / file, decode=self.decode_audio)
+            check_audio(audio_dir / file, policy=self.audio_policy)
         except DataPrepError as error:
             self.bad.report(DataPrepError(f"recording {error.path}: {error.reason}", jsonl, number))
             return
@@ -498,7 +498,7 @@ def prepare_slurp(
     splits: Sequence[str] = SPLITS,
     include_synthetic: bool = True,
     skip_bad: bool = False,
-    decode_audio: bool = False,
+    audio_policy: AudioPolicy = AudioPolicy(),
 ) -> PrepSummary:
     """Write `<out_dir>/<split>` for each split of SLURP at `slurp_root`.
 
@@ -518,7 +518,7 @@ def prepare_slurp(
         jsonl = dataset / f"{split}.jsonl"
         if split not in SPLITS or not jsonl.is_file():
             raise DataPrepError(f"no split {split!r} (expected {SPLITS})", dataset)
-        builder = _SplitBuilder(bad, decode_audio)
+        builder = _SplitBuilder(bad, audio_policy)
         builder.add_source(jsonl, root / REAL_AUDIO_DIR, speakers)
         synthetic = dataset / f"{SYNTHETIC_SPLIT}.jsonl"
         if split == "train" and include_synthetic and synthetic.is_file():
