@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HJ-Pruning on a synthetic LibriSpeech, end to end on a CPU (28 minutes on 2 cores; see RESULTS.md):
+# HJ-Pruning on a synthetic LibriSpeech, end to end on a CPU (20 minutes on 2 cores; see RESULTS.md):
 # synthesise the corpus, train a stand-in upstream (there are no pretrained weights here) and a
 # character LM, fine-tune the upstream unpruned and pruned to half its MACs (HJ-Pruning-MAC),
 # shrink, decode (with the LM), score.
