@@ -36,6 +36,17 @@ class ASRPruneTask(ASRTask):
         return model
 
     @classmethod
+    def main_worker(cls, args: argparse.Namespace) -> None:
+        """ESPnet's training (or stats) process, then the end of its process group if it joined one:
+        ESPnet leaves it up, and a gloo group torn down at interpreter exit can abort a rank
+        ("terminate called without an active exception") after training has finished."""
+        try:
+            super().main_worker(args)
+        finally:
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
+
+    @classmethod
     def build_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module) -> list[torch.optim.Optimizer]:
         """One optimiser (``--optim``/``--optim_conf``) whose second group holds gates and lambdas at
         the objective's ``reg_lr`` without weight decay (see :func:`param_groups`)."""
