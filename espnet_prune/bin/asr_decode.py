@@ -58,12 +58,15 @@ def _init_worker(train_config: str, model_file: str, conf: dict[str, Any], wav_s
     from espnet2.fileio.sound_scp import SoundScpReader
 
     import espnet_prune.tasks.slu  # noqa: F401  (registers s3prl_prune and the espnet_prune(_slu) models)
+    from espnet_prune.slu.model import PruneSLUModel
 
     torch.set_num_threads(1)  # one process per core: beam search gains little from threads
     logging.getLogger().setLevel(logging.WARNING)  # beam search logs every hypothesis at INFO
     _worker["speech2text"] = Speech2Text(
         asr_train_config=train_config, asr_model_file=model_file, device="cpu", **conf
     )
+    model = _worker["speech2text"].asr_model
+    _worker["intent_model"] = model if isinstance(model, PruneSLUModel) else None
     _worker["audio"] = SoundScpReader(wav_scp, dtype="float32")
 
 
@@ -71,17 +74,14 @@ def _decode(utt: str) -> tuple[str, str, list[str], Optional[str], float, float]
     """utt -> (utt, text, tokens, the intent head's intent or None, audio seconds, decode seconds)."""
     import torch
 
-    from espnet_prune.slu.model import PruneSLUModel
-
     rate, wav = _worker["audio"][utt]
     if rate != 16000:
         raise ValueError(f"{utt}: sampling rate {rate} Hz; the models take 16 kHz")
-    speech2text = _worker["speech2text"]
-    model = speech2text.asr_model
+    speech2text, model = _worker["speech2text"], _worker["intent_model"]
     intent = None
     start = time.perf_counter()
     with torch.no_grad():
-        if isinstance(model, PruneSLUModel):
+        if model is not None:
             with model.capture_encoder_output() as captured:
                 results = speech2text(wav)
             intent = model.head_intents(captured)[0] if captured else None
