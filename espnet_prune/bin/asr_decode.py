@@ -10,7 +10,9 @@
 joins the beam search with weight ``lm_weight`` (shallow fusion). The output directory, written only when every
 utterance is decoded, holds ESPnet's ``text`` and ``token`` tables and ``decode.json``: the
 number of utterances, seconds of audio, seconds spent in ``Speech2Text`` calls (model loading
-excluded) and their ratio, the real-time factor of one single-threaded decoding process. An SLU
+excluded) and their ratio, the real-time factor of one single-threaded decoding process, and the
+same for the model's frontend alone (``upstream_rtf``: the S3PRL upstream, shrunk or dense, inside
+that decoding; what pruning speeds up, beside the beam search it does not). An SLU
 model (``espnet_prune_slu``) also gets ``intent``: its intent head's prediction per utterance
 (``score_slurp --hyp_intent`` reads it).
 """
@@ -67,11 +69,24 @@ def _init_worker(train_config: str, model_file: str, conf: dict[str, Any], wav_s
     )
     model = _worker["speech2text"].asr_model
     _worker["intent_model"] = model if isinstance(model, PruneSLUModel) else None
+    _worker["frontend_seconds"] = 0.0
+    if model.frontend is not None:
+        model.frontend.register_forward_pre_hook(_start_frontend_clock)
+        model.frontend.register_forward_hook(_stop_frontend_clock)
     _worker["audio"] = SoundScpReader(wav_scp, dtype="float32")
 
 
-def _decode(utt: str) -> tuple[str, str, list[str], Optional[str], float, float]:
-    """utt -> (utt, text, tokens, the intent head's intent or None, audio seconds, decode seconds)."""
+def _start_frontend_clock(module: Any, inputs: Any) -> None:
+    _worker["frontend_start"] = time.perf_counter()
+
+
+def _stop_frontend_clock(module: Any, inputs: Any, output: Any) -> None:
+    _worker["frontend_seconds"] += time.perf_counter() - _worker["frontend_start"]
+
+
+def _decode(utt: str) -> tuple[str, str, list[str], Optional[str], float, float, float]:
+    """utt -> (utt, text, tokens, the intent head's intent or None, audio seconds, decode seconds,
+    seconds of those in the frontend)."""
     import torch
 
     rate, wav = _worker["audio"][utt]
@@ -79,6 +94,7 @@ def _decode(utt: str) -> tuple[str, str, list[str], Optional[str], float, float]
         raise ValueError(f"{utt}: sampling rate {rate} Hz; the models take 16 kHz")
     speech2text, model = _worker["speech2text"], _worker["intent_model"]
     intent = None
+    _worker["frontend_seconds"] = 0.0
     start = time.perf_counter()
     with torch.no_grad():
         if model is not None:
@@ -89,7 +105,7 @@ def _decode(utt: str) -> tuple[str, str, list[str], Optional[str], float, float]
             results = speech2text(wav)
     seconds = time.perf_counter() - start
     text, tokens = (results[0][0] or "", list(results[0][1])) if results else ("", [])
-    return utt, text, tokens, intent, len(wav) / rate, seconds
+    return utt, text, tokens, intent, len(wav) / rate, seconds, _worker["frontend_seconds"]
 
 
 def decode_data_dir(
@@ -107,17 +123,20 @@ def decode_data_dir(
     context = multiprocessing.get_context("fork")
     results = {}
     with context.Pool(nj, _init_worker, (str(train_config), str(model_file), conf, str(wav_scp))) as pool:
-        for utt, text, tokens, intent, audio, seconds in tqdm(
+        for utt, *result in tqdm(
             pool.imap_unordered(_decode, utts), total=len(utts), desc=f"decode {data_dir.name}", file=sys.stderr
         ):
-            results[utt] = (text, tokens, intent, audio, seconds)
+            results[utt] = tuple(result)  # text, tokens, intent, audio s, decode s, frontend s
     audio_seconds = sum(r[3] for r in results.values())
     decode_seconds = sum(r[4] for r in results.values())
+    upstream_seconds = sum(r[5] for r in results.values())
     summary = {
         "utterances": len(results),
         "audio_seconds": round(audio_seconds, 3),
         "decode_seconds": round(decode_seconds, 3),
         "rtf": round(decode_seconds / audio_seconds, 5) if audio_seconds else None,
+        "upstream_seconds": round(upstream_seconds, 3),
+        "upstream_rtf": round(upstream_seconds / audio_seconds, 5) if audio_seconds else None,
         "processes": nj,
         "threads_per_process": 1,
         "decode_config": conf,
@@ -157,8 +176,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         logging.error("%s", error)
         return 1
     logging.info(
-        "%s: %d utterances, %.1f s of audio, RTF %.4f (1 thread per process)",
+        "%s: %d utterances, %.1f s of audio, RTF %.4f, of which the upstream %.4f (1 thread per process)",
         args.out_dir, summary["utterances"], summary["audio_seconds"], summary["rtf"] or 0.0,
+        summary["upstream_rtf"] or 0.0,
     )
     return 0
 
