@@ -48,3 +48,15 @@ def test_results_show_the_plots(tmp_path):
     text = results_markdown("R", results, ["test"], "decode_asr", ["plots/wer_vs_gmacs_test.png"])
     assert "| asr_b | mac | 0.50 | 11.0 | 0.90 | 1.50 | 0.0110 | 0.0700 | 3.2 |" in text
     assert "![wer_vs_gmacs_test](plots/wer_vs_gmacs_test.png)" in text
+
+
+def test_training_minutes_add_the_runs_a_resumed_training_logged(tmp_path):
+    from espnet_prune.bin.asr_results import training_minutes
+
+    assert training_minutes(tmp_path) is None
+    epoch = "(trainer:394) INFO: {}epoch results: [train] loss=1.0, time={}, total_count=10, [valid] loss=1.0"
+    # the first run finished epoch 1 and was killed; the resumed run did epoch 2; a re-run had nothing to do
+    (tmp_path / "train.1.log").write_text(epoch.format(1, "1 minute and 30.5 seconds") + "\n")
+    (tmp_path / "train.2.log").write_text(epoch.format(2, "1 hour, 2 minutes and 0 seconds") + "\n")
+    (tmp_path / "train.log").write_text("(trainer) INFO: The training was finished at 2 epochs\n")
+    assert abs(training_minutes(tmp_path) - (1.5 + 0.5 / 60 + 62)) < 1e-9

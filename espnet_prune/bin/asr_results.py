@@ -108,11 +108,17 @@ def _seconds(text: str) -> float:
     return total
 
 
-def training_minutes(train_log: Path) -> Optional[float]:
-    """Sum of ESPnet's per-epoch training times in ``train_log`` (None if it has none)."""
-    if not train_log.is_file():
-        return None
-    times = [_seconds(m) for m in _EPOCH_TIME.findall(train_log.read_text(encoding="utf-8", errors="replace"))]
+def training_minutes(exp_dir: Path) -> Optional[float]:
+    """Sum of ESPnet's per-epoch training times in ``exp_dir/train.log`` and in the logs of earlier
+    runs that asr.sh moved aside (``train.1.log``, ...: a resumed run logs only its own epochs);
+    None if there is none."""
+    logs = [exp_dir / "train.log", *exp_dir.glob("train.[0-9]*.log")]
+    times = [
+        _seconds(m)
+        for log in logs
+        if log.is_file()
+        for m in _EPOCH_TIME.findall(log.read_text(encoding="utf-8", errors="replace"))
+    ]
     return sum(times) / 60 if times else None
 
 
@@ -146,7 +152,7 @@ def model_result(exp_dir: Path, inference_tag: str, test_sets: Sequence[str], ta
         gmacs=float(cost.macs) / 1e9,
         rtf=mean_of("rtf"),
         upstream_rtf=mean_of("upstream_rtf"),
-        train_minutes=training_minutes(exp_dir / "train.log"),
+        train_minutes=training_minutes(exp_dir),
         summary=json.loads((exp_dir / "shrunk" / "pruning_summary.json").read_text())
         if (exp_dir / "shrunk" / "pruning_summary.json").is_file()
         else None,

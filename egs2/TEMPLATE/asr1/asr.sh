@@ -218,6 +218,15 @@ model_files() {
     fi
 }
 
+# keep_log <file>: move an earlier run's log aside (<name>.1.log, .2.log, ...), so that re-running a
+# stage, which resumes where the last run stopped, keeps its record (asr_results sums training times)
+keep_log() {
+    local file=$1 n=1
+    [ -f "${file}" ] || return 0
+    while [ -e "${file%.log}.${n}.log" ]; do n=$((n + 1)); done
+    mv "${file}" "${file%.log}.${n}.log"
+}
+
 run_stage() {
     local n=$1
     [ "${stage}" -le "${n}" ] && [ "${stop_stage}" -ge "${n}" ]
@@ -338,6 +347,7 @@ if run_stage 6; then
         stage_start=${SECONDS}
         log "Stage 6: training ${dir} (${config} ${sweep_args}); log: ${dir}/train.log"
         mkdir -p "${dir}"
+        keep_log "${dir}/train.log"
         # shellcheck disable=SC2046,SC2086
         ${python} -m "${train_module}" --config "${config}" --ngpu "${ngpu}" --resume true \
             --use_preprocessor true ${token_args} ${task_args} --frontend_conf upstream_ckpt="${ssl_ckpt}" --output_dir "${dir}" \
