@@ -225,6 +225,26 @@ def test_unknown_voices_are_rejected_not_silently_replaced() -> None:
     assert Voice("en-gb", "f2", 50, 160).sex == "F" and Voice("en-gb", "klatt", 50, 160).sex == "M"
 
 
+def test_training_voices_cover_every_timbre_before_any_repeats() -> None:
+    import random
+
+    bases = synth.SLURP_VOICE_BASES
+    timbres = len(bases) * len(synth.VARIANTS)
+    voices = synth.draw_voices(random.Random(0), timbres + 5, bases, set(), cover_timbres=True)
+    assert len({(v.base, v.variant) for v in voices[:timbres]}) == timbres
+    assert len(set(voices)) == timbres + 5
+
+
+def test_a_corpus_from_an_older_generator_is_refused_not_reused(tmp_path: Path) -> None:
+    out = tmp_path / "corpus"
+    out.mkdir()
+    old = {"layout": "slurp", "seed": 7, "size": "tiny", "generator_version": synth.GENERATOR_VERSIONS["slurp"] - 1}
+    (out / synth.MARKER_FILE).write_text(json.dumps(old))
+    with pytest.raises(SynthOutputExistsError, match="generator version"):
+        synthesize_corpus(SLURP_TINY, out, progress=False)
+    assert [p.name for p in out.iterdir()] == [synth.MARKER_FILE]
+
+
 def test_rerun_is_a_no_op_and_another_corpus_is_refused(librispeech_corpus: Path, tmp_path: Path) -> None:
     before = _digests(librispeech_corpus)
     assert synthesize_corpus(LIBRISPEECH_TINY, librispeech_corpus, workers=2, progress=False) is False

@@ -28,7 +28,10 @@ logger = logging.getLogger(__name__)
 LAYOUTS = ("librispeech", "slurp")
 SIZES = ("tiny", "ci", "small", "medium")  # tiny: a few dozen utterances, for tests
 MARKER_FILE = "synth_corpus.json"
-GENERATOR_VERSION = 1
+# Bumped when a layout's generator makes different bytes for the same request. SLURP 2: training
+# speakers cover every accent x variant timbre (version 1 drew them at random: 24 draws from 68
+# timbres left some test voices with a timbre one training speaker had), more speakers per split.
+GENERATOR_VERSIONS = {"librispeech": 1, "slurp": 2}
 
 VARIANTS = (None, "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8",
             "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3")  # fmt: skip
@@ -112,7 +115,7 @@ LIBRISPEECH_PLANS: dict[str, tuple[SubsetPlan, ...]] = {
 SLURP_PLANS: dict[str, SlurpPlan] = {
     "tiny": SlurpPlan({"train": 12, "devel": 5, "test": 5}, {"train": 3, "devel": 2, "test": 2}, 3),
     "ci": SlurpPlan({"train": 90, "devel": 20, "test": 20}, {"train": 8, "devel": 3, "test": 3}, 10),
-    "small": SlurpPlan({"train": 1400, "devel": 200, "test": 200}, {"train": 24, "devel": 6, "test": 6}, 100),
+    "small": SlurpPlan({"train": 1400, "devel": 200, "test": 200}, {"train": 68, "devel": 10, "test": 10}, 100),
     "medium": SlurpPlan(
         {"train": 5000, "devel": 500, "test": 500}, {"train": 40, "devel": 8, "test": 8}, 300
     ),
@@ -127,9 +130,16 @@ def synthesize_corpus(
         raise ValueError(f"unknown layout {request.layout!r} or size {request.size!r}")
     out = Path(out)
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):  # an empty folder will do
-        if _read_marker(out) == request:
+        found, version = _read_marker(out)
+        if found == request and version == GENERATOR_VERSIONS[request.layout]:
             logger.info("%s already holds this corpus (%s); nothing to do", out, request)
             return False
+        if found == request:
+            raise SynthOutputExistsError(
+                f"{out} holds this corpus from generator version {version}; this is version "
+                f"{GENERATOR_VERSIONS[request.layout]} of the {request.layout} generator, which makes "
+                "another corpus: remove it or choose another --out"
+            )
         raise SynthOutputExistsError(
             f"{out} exists and is not the requested corpus {asdict(request)}; "
             "remove it or choose another --out"
@@ -139,7 +149,7 @@ def synthesize_corpus(
         summary = writer(tmp, request, workers or os.cpu_count() or 1, progress)
         marker = {
             **asdict(request),
-            "generator_version": GENERATOR_VERSION,
+            "generator_version": GENERATOR_VERSIONS[request.layout],
             "espeak_ng": espeak_version(),
             **summary,
         }
@@ -148,31 +158,43 @@ def synthesize_corpus(
     return True
 
 
-def _read_marker(out: Path) -> SynthRequest | None:
+def _read_marker(out: Path) -> tuple[SynthRequest | None, int | None]:
+    """The request and generator version recorded in `out`'s marker (None, None without one)."""
     try:
         marker = json.loads((out / MARKER_FILE).read_text(encoding="utf-8"))
-        return SynthRequest(marker["layout"], marker["seed"], marker["size"])
+        return SynthRequest(marker["layout"], marker["seed"], marker["size"]), marker["generator_version"]
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return None, None
 
 
 def corpus_rng(request: SynthRequest) -> random.Random:
     """The one source of randomness of a corpus."""
     return random.Random(
-        f"espnet_prune.synth:{GENERATOR_VERSION}:{request.layout}:{request.seed}:{request.size}"
+        f"espnet_prune.synth:{GENERATOR_VERSIONS[request.layout]}:{request.layout}:{request.seed}:{request.size}"
     )
 
 
-def draw_voices(rng: random.Random, number: int, bases: Sequence[str], taken: set[Voice]) -> list[Voice]:
-    """`number` voices not in `taken` (which they join), each a different base/variant/pitch/rate."""
+def draw_voices(
+    rng: random.Random, number: int, bases: Sequence[str], taken: set[Voice], cover_timbres: bool = False
+) -> list[Voice]:
+    """`number` voices not in `taken` (which they join), each a different base/variant/pitch/rate.
+
+    With `cover_timbres`, the (base, variant) timbres come from a shuffled cycle through all of them,
+    so no timbre repeats before every one has a voice; otherwise each is drawn at random."""
     for base in bases:
         for variant in VARIANTS:
             validate_voice(Voice(base, variant, PITCH_RANGE[0], RATE_RANGE[0]))
+    timbres: list[tuple[str, str | None]] = []
     voices = []
     while len(voices) < number:
-        voice = Voice(
-            rng.choice(bases), rng.choice(VARIANTS), rng.randint(*PITCH_RANGE), rng.randint(*RATE_RANGE)
-        )
+        if cover_timbres:
+            if not timbres:
+                timbres = [(base, variant) for base in bases for variant in VARIANTS]
+                rng.shuffle(timbres)
+            base, variant = timbres.pop()
+        else:
+            base, variant = rng.choice(bases), rng.choice(VARIANTS)
+        voice = Voice(base, variant, rng.randint(*PITCH_RANGE), rng.randint(*RATE_RANGE))
         if voice not in taken:
             taken.add(voice)
             voices.append(voice)
@@ -348,7 +370,7 @@ def write_slurp(root: Path, request: SynthRequest, workers: int, progress: bool)
     for split, records in plan.records.items():
         speakers = [
             _SlurpSpeaker(f"{voice.sex}O-{user_number()}", voice)
-            for voice in draw_voices(rng, plan.speakers[split], SLURP_VOICE_BASES, taken)
+            for voice in draw_voices(rng, plan.speakers[split], SLURP_VOICE_BASES, taken, cover_timbres=split == "train")
         ]
         lines = []
         for index in range(records):
