@@ -233,6 +233,22 @@ def test_unknown_frontend_key_is_an_error(trained):
         S3prlPruneFrontend(upstream_ckpt=str(trained["upstream"]), pruning_conf={"method": "mac", "bogus": 1})
 
 
+def test_the_pruning_method_does_not_change_what_the_global_rng_draws_next(trained):
+    """Gates draw their initial values without moving the global RNG: ESPnet builds the encoder,
+    decoder and CTC after the frontend, and they must start the same for every method of a sweep."""
+    import torch
+
+    from espnet_prune.frontend.s3prl_prune import S3prlPruneFrontend
+
+    draws = {}
+    for method in (None, "trf_only", "mac"):
+        torch.manual_seed(0)
+        frontend = S3prlPruneFrontend(str(trained["upstream"]), pruning_conf=method and {"method": method})
+        assert (frontend.objective is None) == (method is None)
+        draws[method] = torch.rand(4)
+    assert torch.equal(draws[None], draws["trf_only"]) and torch.equal(draws[None], draws["mac"])
+
+
 def test_missing_upstream_ckpt_names_it(tmp_path):
     from espnet_prune.frontend.s3prl_prune import S3prlPruneFrontend
 

@@ -86,7 +86,12 @@ class S3prlPruneFrontend(AbsFrontend):
         conf = dict(conf)
         gate_conf = conf.pop("gate_conf", None) or {}
         method = conf.get("method", inspect.signature(PruningObjective).parameters["method"].default)
-        gates = self.upstream.attach_gates(**gate_conf_for(method, **gate_conf))
+        # The gates draw their initial values on a copy of the global RNG: what is built after the
+        # frontend (encoder, decoder, CTC) then starts the same whatever the method, as without
+        # pruning, so the models of a sweep differ by their pruning only. (Before, a method with
+        # fewer gates shifted the heads' initialisation; one such run never converged.)
+        with torch.random.fork_rng(devices=[]):
+            gates = self.upstream.attach_gates(**gate_conf_for(method, **gate_conf))
         return PruningObjective(gates, **conf)
 
     def output_size(self) -> int:
