@@ -69,7 +69,6 @@ def _init_worker(train_config: str, model_file: str, conf: dict[str, Any], wav_s
     )
     model = _worker["speech2text"].asr_model
     _worker["intent_model"] = model if isinstance(model, PruneSLUModel) else None
-    _worker["frontend_seconds"] = 0.0
     if model.frontend is not None:
         model.frontend.register_forward_pre_hook(_start_frontend_clock)
         model.frontend.register_forward_hook(_stop_frontend_clock)
