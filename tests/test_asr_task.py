@@ -18,6 +18,7 @@ import soundfile
 import torch
 import yaml
 
+from espnet_prune.pruning.cost import upstream_cost
 from espnet_prune.pruning.presets import make_checkpoint
 
 WORDS = ["abc", "bad", "cab", "dab", "ace", "bead"]
@@ -162,6 +163,8 @@ def test_training_logs_pruning_stats_and_saves_gates(trained):
     log = trained["log"]
     for key in ("sparsity_macs", "lambda1_macs", "loss_pruning", "remaining_heads"):
         assert key in log, key
+    # validation (eval masks) reports what shrinking would count next to the expected sparsity
+    assert re.search(r"\[valid\].*counted_sparsity_macs=", log)
     state = torch.load(trained["exp"] / "1epoch.pth", map_location="cpu")
     assert any(k.endswith("log_alpha") for k in state)
     assert "frontend.objective.lambdas" in state and "frontend.objective.step" in state
@@ -200,7 +203,13 @@ def test_shrunk_directory_has_pruned_architecture_and_same_features(trained, shr
     small, _ = ASRPruneTask.build_model_from_file(shrunk["config"], out / "model.pth", "cpu")  # strict load
     small.eval()
     assert small.frontend.upstream.gates is None and small.frontend.objective is None
-    assert small.frontend.upstream.arch.ffn_units[0] < gated.frontend.upstream.arch.ffn_units[0]
+    assert sum(small.frontend.upstream.arch.conv_channels) < sum(gated.frontend.upstream.arch.conv_channels)
+    # the budget (mac 0.5 at 1 s) decided what was cut, not each gate on its own
+    budget = json.loads((out / "pruning_summary.json").read_text())["budget"]
+    assert budget["seconds"] == 1.0 and budget["targets"] == {"macs": 0.5}
+    dense = upstream_cost(gated.frontend.upstream.gates.arch, 1.0)
+    counted = 1.0 - upstream_cost(small.frontend.upstream.arch, 1.0).macs / dense.macs
+    assert budget["counted"]["macs"] == pytest.approx(counted) and abs(counted - 0.5) <= 0.01
 
     wav, _ = soundfile.read(trained["data"] / "wav" / "utt0.wav", dtype="float32")
     speech, lengths = torch.from_numpy(wav)[None], torch.tensor([len(wav)])

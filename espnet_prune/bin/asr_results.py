@@ -3,7 +3,8 @@
     python -m espnet_prune.bin.asr_results --exp_dirs exp/asr_a exp/asr_b \\
         --inference_tag decode_decode_asr --test_sets test_clean --out RESULTS.md
 
-Per model: the pruning method and target, the scores per test set (``--task asr``: WER from
+Per model: the pruning method and target, the counted sparsity of the shrunk upstream (per cost
+the method constrains, at the config's ``macs_seconds``), the scores per test set (``--task asr``: WER from
 sclite's ``score_wer/result.txt``; ``--task slu``: intent accuracy, SLU-F1 and transcript WER from
 score_slurp's ``score_slu/``), the upstream's parameters and GMACs for a 10 s input (the shrunk
 upstream for a pruned model), the real-time factor of decoding (one thread per process) and the
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import inspect
 import json
 import os
 import platform
@@ -32,9 +34,12 @@ from espnet_prune.asr.score import parse_sclite_summary
 from espnet_prune.data.atomic import atomic_file
 from espnet_prune.pruning.checkpoint import read_checkpoint
 from espnet_prune.plots import plot_layers, plot_tradeoff
+from espnet_prune.pruning.budget import sparsities
 from espnet_prune.pruning.cost import upstream_cost
+from espnet_prune.pruning.objective import METHODS, PruningObjective
 
 COST_SECONDS = 10.0
+DEFAULT_MACS_SECONDS = inspect.signature(PruningObjective).parameters["macs_seconds"].default
 # ESPnet's reporter: "... 3epoch results: [train] ..., time=1 minute and 2.5 seconds, ..."
 _EPOCH_TIME = re.compile(r"epoch results: \[train\].*?time=((?:\d+ hours?, )?(?:\d+ minutes? and )?[\d.]+ seconds)")
 
@@ -92,6 +97,7 @@ class ModelResult:
     name: str
     method: str
     target: Optional[float]
+    counted: Optional[dict[str, float]]  # sparsity of the shrunk upstream per constrained cost
     scores: dict[str, Scores]  # test set -> its scores
     params_m: float
     gmacs: float
@@ -130,7 +136,13 @@ def model_result(exp_dir: Path, inference_tag: str, test_sets: Sequence[str], ta
     with open(config_path, encoding="utf-8") as f:
         used = yaml.safe_load(f)
     pruning = (trained.get("frontend_conf") or {}).get("pruning_conf")
-    cost = upstream_cost(read_checkpoint(used["frontend_conf"]["upstream_ckpt"]).arch, COST_SECONDS)
+    arch = read_checkpoint(used["frontend_conf"]["upstream_ckpt"]).arch
+    cost = upstream_cost(arch, COST_SECONDS)
+    counted = None
+    if pruning and shrunk.is_file():
+        seconds = float(pruning.get("macs_seconds", DEFAULT_MACS_SECONDS))
+        dense = upstream_cost(read_checkpoint(trained["frontend_conf"]["upstream_ckpt"]).arch, seconds)
+        counted = sparsities(upstream_cost(arch, seconds), dense, METHODS[pruning["method"]].constraints)
     scores: dict[str, Scores] = {}
     decodes = []
     for dset in test_sets:
@@ -147,6 +159,7 @@ def model_result(exp_dir: Path, inference_tag: str, test_sets: Sequence[str], ta
         name=exp_dir.name,
         method=pruning["method"] if pruning else "unpruned",
         target=pruning.get("target") if pruning else None,
+        counted=counted,
         scores=scores,
         params_m=float(cost.params) / 1e6,
         gmacs=float(cost.macs) / 1e9,
@@ -210,9 +223,12 @@ def results_markdown(
         return "-" if value is None else format(value, fmt)
 
     columns = [(d, c) for d in test_sets for c in task.columns]
-    header = ["model", "method", "target", *[f"{c} {d}" for d, c in columns], "params (M)", "GMACs (10 s)", "upstream RTF", "decode RTF", "train (min)"]
+    def sparsity(counted: Optional[dict[str, float]]) -> str:
+        return "-" if counted is None else " / ".join(f"{v:.3f}" for v in counted.values())
+
+    header = ["model", "method", "target", "counted sparsity", *[f"{c} {d}" for d, c in columns], "params (M)", "GMACs (10 s)", "upstream RTF", "decode RTF", "train (min)"]
     rows = [
-        [r.name, r.method, num(r.target, ".2f"), *[num(r.scores[d][c], ".1f") for d, c in columns],
+        [r.name, r.method, num(r.target, ".2f"), sparsity(r.counted), *[num(r.scores[d][c], ".1f") for d, c in columns],
          f"{r.params_m:.2f}", f"{r.gmacs:.2f}", num(r.upstream_rtf, ".4f"), num(r.rtf, ".4f"), num(r.train_minutes, ".1f")]
         for r in results
     ]  # fmt: skip

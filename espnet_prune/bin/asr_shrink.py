@@ -4,7 +4,8 @@
 --out_dir exp/X_shrunk`` writes, all at once (the directory appears only when complete):
 ``upstream.safetensors`` (the shrunk upstream), ``config.yaml`` (``frontend_conf.upstream_ckpt`` ->
 that file, ``pruning_conf: null``), ``model.pth`` (state dict of the shrunk architecture) and
-``pruning_summary.json`` (what remains of each layer; its table is printed).
+``pruning_summary.json`` (what remains of each layer, and the budget: targets with the expected and
+counted sparsity at the objective's ``macs_seconds``; its table is printed).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -20,11 +22,33 @@ import yaml
 
 from espnet_prune.data.atomic import atomic_directory
 from espnet_prune.frontend.s3prl_prune import S3prlPruneFrontend
-from espnet_prune.pruning.objective import format_summary, pruning_summary
+from espnet_prune.pruning.objective import PruningObjective, format_summary, pruning_summary
 from espnet_prune.tasks.asr import ASRPruneTask
 
 UPSTREAM_NAME, CONFIG_NAME, MODEL_NAME = "upstream.safetensors", "config.yaml", "model.pth"
 SUMMARY_NAME = "pruning_summary.json"
+
+
+def budget_record(objective: PruningObjective) -> dict:
+    """Targets, expected and counted sparsity at ``macs_seconds`` for pruning_summary.json (and a
+    warning on stderr when the target had not finished warming up: the shrunk model then meets the
+    lower target the training had reached)."""
+    targets = objective.current_targets()
+    if targets != objective.final_targets:
+        print(
+            f"asr_shrink: warning: training stopped during the target's warm-up (step {int(objective.step)} of "
+            f"{objective.warmup_steps}); shrinking to the targets reached so far {targets}, not {objective.final_targets}",
+            file=sys.stderr,
+        )
+    with torch.no_grad():
+        expected = {name: float(value) for name, value in objective.expected_sparsity().items()}
+    return {
+        "seconds": objective.macs_seconds,
+        "targets": targets,
+        "final_targets": objective.final_targets,
+        "expected": expected,
+        "counted": objective.counted_sparsity(),
+    }
 
 
 def shrink_model_dir(config: Path, model_file: Path, out_dir: Path) -> Path:
@@ -38,8 +62,9 @@ def shrink_model_dir(config: Path, model_file: Path, out_dir: Path) -> Path:
         raise ValueError(f"{config}: the model has no pruned s3prl_prune frontend to shrink")
     model.eval()
     dense = frontend.upstream.arch
+    budget = budget_record(frontend.objective)
     frontend.shrink()
-    summary = pruning_summary(dense, frontend.upstream.arch)
+    summary = {**pruning_summary(dense, frontend.upstream.arch), "budget": budget}
     with open(config, encoding="utf-8") as f:
         conf = yaml.safe_load(f)
     new_conf = copy.deepcopy(conf)

@@ -18,7 +18,9 @@ class HardConcreteGate(nn.Module):
 
     In training, ``forward()`` draws one mask in [0, 1] per unit (exact zeros and ones occur with
     positive probability thanks to the stretch-and-clamp); in eval it returns the deterministic
-    mask, which zeroes the ``round(num_units - expected L0)`` units with the smallest soft values.
+    mask. Which units that mask zeroes is decided for all gates at once by the upstream's budget
+    (:func:`espnet_prune.pruning.budget.select_units`); a gate outside any budget zeroes the
+    ``round(num_units - expected L0)`` units with the smallest soft values.
 
     Args:
         num_units: number of gated units (channels, heads, FFN units; 1 for a whole sublayer).
@@ -72,23 +74,29 @@ class HardConcreteGate(nn.Module):
         s = s * (self.limit_right - self.limit_left) + self.limit_left
         return s.clamp(0.0, 1.0)
 
-    def deterministic_mask(self) -> torch.Tensor:
-        """The test-time mask, shape (num_units,): soft values, exactly zero for pruned units."""
-        expected_kept = float(self.prob_nonzero().detach().sum())
-        num_zeros = min(round(self.num_units - expected_kept), self.num_units - self.min_keep)
+    def deterministic_mask(self, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """The test-time mask, shape (num_units,): soft values, exactly zero for pruned units.
+
+        ``keep`` (bool, (num_units,)) says which units survive; without it, the
+        ``round(expected L0)`` units with the largest soft values (at least ``min_keep``).
+        """
         # 0.8 follows FLOP/CoFi: it sharpens the soft values of the kept gates towards 1.
         soft = torch.sigmoid(self.log_alpha / self.temperature * 0.8)
+        if keep is not None:
+            return soft * keep.to(soft.dtype)
+        expected_kept = float(self.prob_nonzero().detach().sum())
+        num_zeros = min(round(self.num_units - expected_kept), self.num_units - self.min_keep)
         if num_zeros > 0:
             dropped = torch.topk(soft, k=num_zeros, largest=False).indices
             soft = soft.index_fill(0, dropped, 0.0)
         return soft
 
-    def forward(self) -> torch.Tensor:
-        return self.sample() if self.training else self.deterministic_mask()
+    def forward(self, keep: torch.Tensor | None = None) -> torch.Tensor:
+        return self.sample() if self.training else self.deterministic_mask(keep)
 
-    def resample(self) -> torch.Tensor:
+    def resample(self, keep: torch.Tensor | None = None) -> torch.Tensor:
         """Draw the mask that every module using this gate reads during one forward pass."""
-        self.mask = self()
+        self.mask = self(keep)
         return self.mask
 
     @torch.no_grad()

@@ -4,7 +4,9 @@ For each constrained cost c (e.g. all MACs), the expected sparsity is
 ``s_c = 1 - E[cost_c] / dense_cost_c``, computed from the gate probabilities. The term added to
 the task loss is ``lambda1_c (s_c - t_c) + lambda2_c (s_c - t_c)^2``; the gates minimise it, the
 lambdas maximise it (gradient ascent, CoFiPruning's formulation), and the target ``t_c`` rises
-linearly from 0 over ``warmup_steps``.
+linearly from 0 over ``warmup_steps``. The objective is also the gates' budget: in eval mode their
+masks keep the units that meet the current targets in counted cost (see :mod:`budget`), and the
+statistics then report that counted sparsity next to the expected one.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import torch
 from torch import nn
 
 from espnet_prune.pruning.arch import UpstreamArch
-from espnet_prune.pruning.cost import Cost, UnitCounts, upstream_cost
+from espnet_prune.pruning.budget import cost_value, sparsities
+from espnet_prune.pruning.cost import UnitCounts, upstream_cost
 from espnet_prune.pruning.plugin import UNIT_KINDS, UpstreamGates
 
 
@@ -35,11 +38,6 @@ METHODS: dict[str, Method] = {
     "mac": Method(("macs",), prune_cnn=True),  # HJ-Pruning-MAC
     "size_mac": Method(("params", "macs"), prune_cnn=True),
 }
-
-
-def cost_value(cost: Cost, name: str) -> Any:
-    """One named cost: params, macs, cnn_params, transformer_params, cnn_macs, transformer_macs."""
-    return getattr(cost, name)
 
 
 def smallest_units(gates: UpstreamGates) -> UnitCounts:
@@ -104,6 +102,7 @@ class PruningObjective(nn.Module):
                     f"target {t} for {name!r} is out of reach of method {method!r}: "
                     f"the gated units can remove at most {reachable:.3f} of it"
                 )
+        gates.set_budget(self)
         self.lambdas = nn.Parameter(torch.zeros(len(self.constraints), 2))
         # gradient ascent on the lambdas: their gradients are negated before any optimiser sees them
         self.lambdas.register_hook(lambda grad: -grad)
@@ -118,8 +117,16 @@ class PruningObjective(nn.Module):
         expected = self.gates.expected_cost(self.macs_seconds)
         return {name: 1.0 - cost_value(expected, name) / cost_value(self.dense, name) for name in self.constraints}
 
+    def counted_sparsity(self) -> dict[str, float]:
+        """Sparsity of each constrained cost for the units the eval-time masks keep (the shrunk model)."""
+        counted = upstream_cost(self.gates.arch, self.macs_seconds, self.gates.final_units())
+        return sparsities(counted, self.dense, self.constraints)
+
     def forward(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The Lagrangian term and statistics for the reporter; one training call = one warm-up step."""
+        """The Lagrangian term and statistics for the reporter; one training call = one warm-up step.
+
+        Eval calls (validation) add ``counted_sparsity_<cost>``: what shrinking now would give.
+        """
         targets = self.current_targets()
         if self.training:
             self.step += 1
@@ -133,6 +140,9 @@ class PruningObjective(nn.Module):
             stats[f"target_{name}"] = torch.tensor(targets[name])
             stats[f"lambda1_{name}"] = self.lambdas[i, 0].detach()
             stats[f"lambda2_{name}"] = self.lambdas[i, 1].detach()
+        if not self.training:
+            for name, value in self.counted_sparsity().items():
+                stats[f"counted_sparsity_{name}"] = torch.tensor(value)
         with torch.no_grad():
             units = self.gates.expected_units()
         for kind in UNIT_KINDS:
@@ -217,4 +227,11 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"MACs ({summary['seconds']:g} s) {p['macs']['total'] / 1e9:.3f} G of {d['macs']['total'] / 1e9:.3f} G "
         f"(CNN {p['macs']['cnn'] / 1e9:.3f} G of {d['macs']['cnn'] / 1e9:.3f} G)"
     )
+    budget = summary.get("budget")
+    if budget:
+        lines += [
+            f"sparsity of {name} at {budget['seconds']:g} s: target {t:.3f}, expected {budget['expected'][name]:.3f}, "
+            f"counted {budget['counted'][name]:.3f}"
+            for name, t in budget["targets"].items()
+        ]
     return "\n".join(lines)

@@ -7,10 +7,13 @@ the ones in :mod:`espnet_prune.pruning.modules`, which keep the original paramet
 
 from __future__ import annotations
 
+from typing import Iterator, Protocol
+
 import torch
 from torch import nn
 
 from espnet_prune.pruning.arch import UpstreamArch
+from espnet_prune.pruning.budget import GateKey, select_units
 from espnet_prune.pruning.cost import Cost, UnitCounts, upstream_cost
 from espnet_prune.pruning.gates import HardConcreteGate
 from espnet_prune.pruning.modules import (
@@ -21,6 +24,14 @@ from espnet_prune.pruning.modules import (
 )
 
 UNIT_KINDS = ("conv_channels", "heads", "ffn_units", "attention", "ffn")
+
+
+class Budget(Protocol):
+    """What the eval-time masks must meet (a :class:`PruningObjective` is one)."""
+
+    macs_seconds: float
+
+    def current_targets(self) -> dict[str, float]: ...
 
 
 class UpstreamGates(nn.Module):
@@ -36,6 +47,9 @@ class UpstreamGates(nn.Module):
         attention: gate each whole attention sublayer.
         ffn: gate each whole FFN sublayer.
         init_drop_rate, temperature, stretch: see :class:`HardConcreteGate`.
+
+    ``budget`` (set by the pruning objective) makes the eval-time masks meet its current targets
+    exactly in counted cost (:func:`select_units`); without one each gate rounds on its own.
     """
 
     def __init__(
@@ -69,15 +83,56 @@ class UpstreamGates(nn.Module):
         self.ffn_units = gates(arch.ffn_units, ffn_units)
         self.attention = gates([1 if a else 0 for a in arch.attention], attention)
         self.ffn = gates([1 if f else 0 for f in arch.ffn], ffn)
+        self.budget: Budget | None = None
+        self._selection: tuple[tuple, dict[GateKey, torch.Tensor]] | None = None
 
     def kinds(self) -> dict[str, nn.ModuleDict]:
         return {kind: getattr(self, kind) for kind in UNIT_KINDS}
 
+    def set_budget(self, budget: Budget | None) -> None:
+        """Make the eval-time masks meet ``budget`` (None: each gate rounds on its own)."""
+        object.__setattr__(self, "budget", budget)  # not a submodule: its owner saves it
+
+    def gate_items(self) -> Iterator[tuple[GateKey, HardConcreteGate]]:
+        """Every gate with its (unit kind, layer) key."""
+        for kind, kind_gates in self.kinds().items():
+            for key, gate in kind_gates.items():
+                yield (kind, int(key)), gate
+
+    def budget_keep(self) -> dict[GateKey, torch.Tensor] | None:
+        """The units the budget keeps, per gate (None without a budget).
+
+        Recomputed only when a gate's parameters or the targets changed: eval forward passes
+        (validation, decoding) reuse it.
+        """
+        if self.budget is None:
+            return None
+        targets, seconds = self.budget.current_targets(), self.budget.macs_seconds
+        items = list(self.gate_items())
+        # an optimiser step, load_state_dict or set_keep bumps the parameter's version counter
+        state = (tuple(sorted(targets.items())), seconds, tuple((g.log_alpha.data_ptr(), g.log_alpha._version) for _, g in items))
+        if self._selection is None or self._selection[0] != state:
+            with torch.no_grad():
+                keep = select_units(
+                    self.arch,
+                    {key: gate.prob_nonzero() for key, gate in items},
+                    {key: gate.min_keep for key, gate in items},
+                    targets,
+                    seconds,
+                )
+            self._selection = (state, keep)
+        return self._selection[1]
+
+    def deterministic_masks(self) -> dict[GateKey, torch.Tensor]:
+        """The eval-time mask of every gate (soft values, zero where pruned)."""
+        keep = self.budget_keep()
+        return {key: gate.deterministic_mask(None if keep is None else keep[key]) for key, gate in self.gate_items()}
+
     def resample(self) -> None:
         """Draw this forward pass's masks: one sample per gate in training, the fixed mask in eval."""
-        for gate in self.modules():
-            if isinstance(gate, HardConcreteGate):
-                gate.resample()
+        keep = None if self.training else self.budget_keep()
+        for key, gate in self.gate_items():
+            gate.resample(None if keep is None else keep[key])
 
     def gate(self, kind: str, index: int) -> HardConcreteGate | None:
         gates = getattr(self, kind)
@@ -129,11 +184,8 @@ class UpstreamGates(nn.Module):
     def final_units(self) -> UnitCounts:
         """Units that the deterministic masks keep: the architecture :func:`shrink_upstream` makes."""
         counts = UnitCounts.of(self.arch)
-        for kind, gates in self.kinds().items():
-            values = list(getattr(counts, kind))
-            for key, gate in gates.items():
-                values[int(key)] = int((gate.deterministic_mask() > 0).sum())
-            setattr(counts, kind, values)
+        for (kind, layer), mask in self.deterministic_masks().items():
+            getattr(counts, kind)[layer] = int((mask > 0).sum())
         for i, (a, f) in enumerate(zip(counts.attention, counts.ffn)):
             counts.heads[i] = counts.heads[i] if a else 0
             counts.ffn_units[i] = counts.ffn_units[i] if f else 0

@@ -69,18 +69,14 @@ def _kept(mask: torch.Tensor | None, size: int) -> tuple[torch.Tensor, torch.Ten
 def shrink_upstream(model: nn.Module) -> UpstreamArch:
     """Physically prune a model carrying ``UpstreamGates`` (see ``UpstreamGates.attach``), in place.
 
-    Uses the deterministic (eval) masks. Returns the architecture of the shrunk model; the gates
+    Uses the deterministic (eval) masks, which meet the gates' budget when they have one. Returns the architecture of the shrunk model; the gates
     and their hook are removed.
     """
     gates: UpstreamGates = getattr(model, "pruning_gates", None)
     if not isinstance(gates, UpstreamGates):
         raise ValueError("the model has no pruning gates attached: nothing to shrink")
     dense = gates.arch
-    masks = {
-        (kind, int(i)): gate.deterministic_mask().detach().cpu()
-        for kind, kind_gates in gates.kinds().items()
-        for i, gate in kind_gates.items()
-    }
+    masks = {key: mask.detach().cpu() for key, mask in gates.deterministic_masks().items()}
     state = {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith("pruning_gates.")}
 
     conv_channels = []
