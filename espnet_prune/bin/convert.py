@@ -11,6 +11,7 @@ are left out (the upstream does not use them); the file loads fast and runs no c
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from espnet_prune.pruning.checkpoint import CheckpointError, build_model, read_checkpoint, save_checkpoint
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="output .safetensors")
     parser.add_argument("--allow_pickle", action="store_true", help="full unpickling (only for trusted files)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # says which heads are left out
     try:
         ckpt = read_checkpoint(args.ckpt, allow_pickle=args.allow_pickle)
         model = build_model(ckpt, source=args.ckpt)
