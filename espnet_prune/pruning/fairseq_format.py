@@ -71,7 +71,10 @@ def fairseq_configs(state: dict, path: str) -> tuple[str, dict[str, Any], dict[s
     if state.get("cfg") is not None:
         cfg = state["cfg"]
         if isinstance(cfg, (DictConfig, ListConfig)):
-            cfg = OmegaConf.to_container(cfg, resolve=True)
+            try:
+                cfg = OmegaConf.to_container(cfg, resolve=True)
+            except Exception as err:  # omegaconf's own errors, e.g. an interpolation to a missing key
+                raise ValueError(f"{path}: fairseq config cannot be resolved ({err})") from None
         if not isinstance(cfg, dict) or not isinstance(cfg.get("model"), dict):
             raise ValueError(f"{path}: fairseq checkpoint whose 'cfg' has no 'model' section")
         model_cfg, task_cfg = dict(cfg["model"]), dict(cfg.get("task") or {})
