@@ -1,7 +1,8 @@
 """The recipes for the real corpora, egs2/librispeech_100/asr1 and egs2/slurp/slu1, as far as the data
-allows here: pointed at synthetic corpora in LibriSpeech's and SLURP's on-disk layouts and at a
-random-init checkpoint in S3PRL's format (wav2vec2-base's architecture for LibriSpeech), they run
-data preparation, token lists, statistics and one training step of their own configs."""
+allows here: pointed at synthetic corpora in LibriSpeech's and SLURP's on-disk layouts and at
+random-init checkpoints in the formats users download (a fairseq file of wav2vec2-base's
+architecture for LibriSpeech, a Hugging Face directory for SLURP), they run data preparation,
+token lists, statistics and one training step of their own configs."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 import torch
+import transformers
 import yaml
 
 from espnet_prune.pruning.presets import make_checkpoint
@@ -48,8 +50,11 @@ def _trained_one_step(exp_dir: Path) -> None:
 def test_librispeech_100_first_stages_and_one_step_on_base_architecture(tmp_path):
     recipe = _recipe(tmp_path, "librispeech_100", "asr1")
     _synth("librispeech", tmp_path / "corpus")
-    ckpt = tmp_path / "wav2vec2_base_random.pt"
-    torch.save(make_checkpoint("wav2vec2", "base", seed=0), ckpt)
+    ckpt = tmp_path / "wav2vec_small.pt"
+    s3prl = make_checkpoint("wav2vec2", "base", seed=0)
+    model_cfg = s3prl["model_cfg"]  # its "_name" is wav2vec2
+    task_cfg = {"_name": "audio_pretraining", **s3prl["task_cfg"]}
+    torch.save({"args": None, "cfg": {"model": model_cfg, "task": task_cfg}, "model": s3prl["model_weight"]}, ckpt)  # fairseq's layout
     missing = _run(recipe, "--librispeech_root", str(tmp_path / "corpus"), "--stage", "4", "--stop_stage", "4")
     assert missing.returncode != 0 and "--ssl_ckpt" in missing.stdout + missing.stderr
     done = _run(
@@ -73,8 +78,13 @@ def test_slurp_first_stages_and_one_step(tmp_path):
     recipe = _recipe(tmp_path, "slurp", "slu1")
     corpus = tmp_path / "slurp_corpus"
     _synth("slurp", corpus)
-    ckpt = tmp_path / "wav2vec2_tiny_random.pt"
-    torch.save(make_checkpoint("wav2vec2", "tiny", seed=0), ckpt)
+    ckpt = tmp_path / "wav2vec2_tiny_hf"  # a Hugging Face directory, as huggingface-cli downloads it
+    config = transformers.Wav2Vec2Config(
+        hidden_size=96, num_hidden_layers=2, num_attention_heads=4, intermediate_size=192, conv_dim=(64,) * 7,
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, vocab_size=20,
+    )
+    transformers.Wav2Vec2ForCTC(config).save_pretrained(ckpt)
+    transformers.Wav2Vec2FeatureExtractor(do_normalize=True).save_pretrained(ckpt)
     bad = _run(recipe, "--slurp_root", str(tmp_path / "nowhere"), "--ssl_ckpt", str(ckpt), "--stop_stage", "1")
     assert bad.returncode != 0 and "--slurp_root must be the SLURP folder" in bad.stderr
     done = _run(

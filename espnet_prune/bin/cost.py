@@ -12,7 +12,7 @@ from espnet_prune.pruning.cost import upstream_cost
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--ckpt", required=True, help="S3PRL converted .pt or espnet_prune .safetensors")
+    parser.add_argument("--ckpt", required=True, help="upstream: S3PRL or fairseq .pt, Hugging Face directory, espnet_prune .safetensors")
     parser.add_argument("--seconds", type=float, default=10.0, help="input length for the MAC count")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--allow_pickle", action="store_true", help="full unpickling (only for trusted files)")

@@ -15,7 +15,7 @@ from espnet_prune.pruning.shrink import shrink_upstream
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--ckpt", required=True, help="dense S3PRL checkpoint (or an espnet_prune one)")
+    parser.add_argument("--ckpt", required=True, help="upstream: S3PRL or fairseq .pt, Hugging Face directory, espnet_prune .safetensors")
     parser.add_argument("--random-keep", dest="keep", type=float, required=True,
                         help="fraction of conv channels, heads and FFN units to keep, in (0, 1]")
     parser.add_argument("--seed", type=int, default=0)

@@ -27,8 +27,8 @@ class S3prlPruneFrontend(AbsFrontend):
     """forward(input (B, L) 16 kHz waveform, input_lengths (B,)) -> (feats (B, T, D), feats_lens (B,)).
 
     Args:
-        upstream_ckpt: a dense S3PRL checkpoint (``wav2vec2_local``/``hubert_local`` format) or a
-            shrunk espnet_prune ``.safetensors``.
+        upstream_ckpt: any checkpoint ``load_upstream`` reads: S3PRL's converted ``.pt``, a
+            fairseq ``.pt``, a Hugging Face transformers directory, an espnet_prune ``.safetensors``.
         pruning_conf: ``method``, ``target``, ``targets``, ``warmup_steps``, ``macs_seconds``,
             ``reg_lr`` (see :class:`PruningObjective`) and optionally ``gate_conf`` (see
             :class:`UpstreamGates`); None trains without pruning.
@@ -58,7 +58,7 @@ class S3prlPruneFrontend(AbsFrontend):
             fs = humanfriendly.parse_size(fs)
         if fs != 16000:
             raise ValueError(f"frontend s3prl_prune: the upstream takes 16 kHz audio, got fs={fs}")
-        if not os.path.isfile(upstream_ckpt):
+        if not os.path.exists(upstream_ckpt):
             raise FileNotFoundError(f"frontend s3prl_prune: upstream_ckpt {upstream_ckpt!r} does not exist")
         if multilayer_feature and layer != -1:
             raise ValueError("frontend s3prl_prune: set either multilayer_feature or layer, not both")

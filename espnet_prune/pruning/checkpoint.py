@@ -1,15 +1,23 @@
-"""Upstream checkpoints on disk: dense S3PRL checkpoints and espnet_prune's shrunk ones.
+"""Upstream checkpoints on disk, in every format they come in, and espnet_prune's own.
 
-* Dense checkpoints are S3PRL's converted format, the file that ``S3PRLUpstream("wav2vec2_local"
-  | "hubert_local", path_or_url=...)`` reads: ``{"task_cfg", "model_cfg", "model_weight"}`` (+
-  ``"dictionaries_symbols"`` for HuBERT). A raw fairseq checkpoint must first be converted with
-  S3PRL's converter (``python -m s3prl.upstream.wav2vec2.convert``, which needs fairseq).
-* Shrunk (or re-saved) checkpoints are one safetensors file: the weights, and in its metadata
-  the configs, the per-layer pruned architecture, the payload size and a SHA-256 digest of the
-  contents. Loading one runs no code, and a truncated or altered file is refused by name.
+:func:`read_checkpoint` reads, into one :class:`SSLCheckpoint` (fairseq/S3PRL configs and tensor
+names, which S3PRL's model classes take):
 
-Only S3PRL's model classes are imported here (not ``s3prl.nn``, whose hub import takes ~15 s),
-so command-line tools that only read or write checkpoints start fast.
+* S3PRL's converted format, the file that ``S3PRLUpstream("wav2vec2_local" | "hubert_local",
+  path_or_url=...)`` reads: ``{"task_cfg", "model_cfg", "model_weight"}`` (+
+  ``"dictionaries_symbols"`` for HuBERT);
+* a fairseq pretraining checkpoint (``wav2vec_small.pt``, ``hubert_base_ls960.pt``), without
+  fairseq (:mod:`espnet_prune.pruning.fairseq_format`);
+* a Hugging Face transformers directory or its ``config.json`` (``facebook/wav2vec2-base``,
+  ``facebook/hubert-base-ls960``; :mod:`espnet_prune.pruning.hf_format`);
+* espnet_prune's own: one safetensors file holding the weights, and in its metadata the configs,
+  the per-layer pruned architecture, the payload size and a SHA-256 digest of the contents.
+  Loading one runs no code, and a truncated or altered file is refused by name. Shrunk models
+  are saved so, and ``python -m espnet_prune.bin.convert`` writes any format so once.
+
+Pickles are read with ``torch.load(weights_only=True)`` allowing only the classes fairseq
+checkpoints hold. Only S3PRL's model classes are imported here (not ``s3prl.nn``, whose hub
+import takes ~15 s), so command-line tools that only read or write checkpoints start fast.
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ class SSLCheckpoint:
     weights: dict[str, torch.Tensor]
     dictionaries_symbols: Optional[list] = None
     pruned: Optional[dict[str, list]] = None
+    # our tensor name -> its name in the file read, where they differ (transformers), for messages
+    source_names: Optional[dict[str, str]] = None
 
     @property
     def arch(self) -> UpstreamArch:
@@ -73,56 +83,91 @@ def _is_safetensors(path: str) -> bool:
 
 
 def read_checkpoint(path: str | os.PathLike, allow_pickle: bool = False) -> SSLCheckpoint:
-    """Read a dense S3PRL checkpoint or a shrunk safetensors checkpoint.
+    """Read an upstream checkpoint of any supported format (see the module docstring).
 
-    Pickled checkpoints are read with ``torch.load(weights_only=True)``; one that needs arbitrary
-    unpickling is refused unless ``allow_pickle`` is set (it can run code: only for files you trust).
+    A pickle holding a class that fairseq checkpoints do not is refused, naming the class, unless
+    ``allow_pickle`` is set (full unpickling can run code: only for files you trust).
     """
     path = str(path)
-    if not os.path.isfile(path):
+    if os.path.isdir(path) or os.path.basename(path) == "config.json":
+        ckpt = _read_hf(path)
+    elif not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
-    if _is_safetensors(path):
+    elif _is_safetensors(path):
         return _read_safetensors(path)
+    else:
+        ckpt = _read_pickle(path, allow_pickle)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        check_weights_match_arch(ckpt.weights, ckpt.arch, ckpt.source_names)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    return ckpt
+
+
+def _read_hf(path: str) -> SSLCheckpoint:
+    from espnet_prune.pruning.hf_format import read_hf_checkpoint
+
+    try:
+        model_type, task_cfg, model_cfg, weights, names = read_hf_checkpoint(path)
+    except ValueError as err:
+        raise CheckpointError(str(err)) from None
+    return SSLCheckpoint(model_type, task_cfg, model_cfg, weights, source_names=names)
+
+
+def _unsafe_globals(path: str, allowed: list[Any]) -> list[str]:
+    """The classes and functions a pickle references beyond tensors and ``allowed``."""
+    names = {f"{g.__module__}.{g.__qualname__}" for g in allowed}
+    try:
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # an old (non-zip) torch file: the load error names the first one
+        return []
+    return sorted(set(found) - names)
+
+
+def _read_pickle(path: str, allow_pickle: bool) -> SSLCheckpoint:
+    from espnet_prune.pruning.fairseq_format import SAFE_GLOBALS, fairseq_configs, is_fairseq_state
+
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types (UnpicklingError, KeyError, RuntimeError) for non-checkpoints
         needs_code = "Weights only load failed" in str(err)
         if not (needs_code and allow_pickle):
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            hint = (
-                " It needs full unpickling, which can run code; pass allow_pickle=True "
-                "(--allow_pickle) only for a file you trust."
-                if needs_code
-                else ""
-            )
-            raise CheckpointError(f"{path}: cannot be read as a torch checkpoint ({reason}).{hint}") from None
+            if needs_code:
+                unsafe = _unsafe_globals(path, SAFE_GLOBALS)
+                what = f"holds {', '.join(unsafe)}" if unsafe else f"needs full unpickling ({reason})"
+                raise CheckpointError(
+                    f"{path}: {what}, which an upstream checkpoint does not: loading it could run code. "
+                    "Pass allow_pickle=True (--allow_pickle) only for a file you trust."
+                ) from None
+            raise CheckpointError(f"{path}: cannot be read as a torch checkpoint ({reason}).") from None
         logging.warning("%s: loading with full unpickling (allow_pickle=True); this can run code", path)
         state = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a checkpoint dict")
-    if "cfg" in state and "model" in state and "model_weight" not in state:
-        raise CheckpointError(
-            f"{path}: is a raw fairseq checkpoint; convert it to S3PRL's format first, e.g. "
-            "`python -m s3prl.upstream.wav2vec2.convert PATH --output_dir DIR` (or s3prl.upstream.hubert.convert)"
-        )
+    if "model_weight" not in state and is_fairseq_state(state):
+        try:
+            model_type, task_cfg, model_cfg = fairseq_configs(state, path)
+        except ValueError as err:
+            raise CheckpointError(str(err)) from None
+        return SSLCheckpoint(model_type, task_cfg, model_cfg, dict(state["model"]))
     missing = [k for k in ("task_cfg", "model_cfg", "model_weight") if k not in state]
     if missing:
-        raise CheckpointError(f"{path}: not an S3PRL wav2vec2/HuBERT checkpoint (missing keys {missing})")
+        raise CheckpointError(
+            f"{path}: neither an S3PRL wav2vec2/HuBERT checkpoint (missing keys {missing}) "
+            "nor a fairseq one (keys 'model' and 'cfg' or 'args')"
+        )
     model_type = _model_type(state["model_cfg"], "dictionaries_symbols" in state, path)
     if model_type == "hubert" and "dictionaries_symbols" not in state:
         raise CheckpointError(f"{path}: HuBERT checkpoint without 'dictionaries_symbols'")
-    ckpt = SSLCheckpoint(
+    return SSLCheckpoint(
         model_type=model_type,
         task_cfg=dict(state["task_cfg"]),
         model_cfg=dict(state["model_cfg"]),
         weights=dict(state["model_weight"]),
         dictionaries_symbols=state.get("dictionaries_symbols"),
     )
-    try:
-        check_weights_match_arch(ckpt.weights, ckpt.arch)
-    except ValueError as err:
-        raise CheckpointError(f"{path}: {err}") from None
-    return ckpt
 
 
 def content_digest(weights: Mapping[str, torch.Tensor], meta: Mapping[str, str]) -> str:
@@ -200,7 +245,10 @@ def _read_safetensors(path: str) -> SSLCheckpoint:
     except Exception as err:  # safetensors raises its own error types for truncated/corrupt files
         raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({err})") from None
     if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: safetensors file is not an espnet_prune upstream (format={meta.get('format')!r})")
+        raise CheckpointError(
+            f"{path}: safetensors file is not an espnet_prune upstream (format={meta.get('format')!r}); "
+            "for a Hugging Face model give its directory"
+        )
     if DIGEST_KEY not in meta:
         logging.warning("%s: has no %s digest (written by an older espnet_prune); its integrity is not checked", path, DIGEST_KEY)
     elif content_digest(weights, meta) != meta[DIGEST_KEY]:
@@ -253,19 +301,24 @@ def expected_shapes(arch: UpstreamArch) -> dict[str, tuple[str, tuple[int, ...]]
     return shapes
 
 
-def check_weights_match_arch(weights: Mapping[str, torch.Tensor], arch: UpstreamArch) -> None:
+def check_weights_match_arch(
+    weights: Mapping[str, torch.Tensor], arch: UpstreamArch, source_names: Optional[Mapping[str, str]] = None
+) -> None:
     """ValueError naming the layer and the tensor where ``weights`` disagree with ``arch``.
 
     Checked before a model is built, so that a file whose recorded architecture is wrong fails
-    with that, not with a size mismatch deep inside ``load_state_dict``.
+    with that, not with a size mismatch deep inside ``load_state_dict``. Tensors are named as in
+    the file read (``source_names``, where that differs from ours).
     """
+    names = source_names or {}
     for name, (what, shape) in expected_shapes(arch).items():
         if name not in weights:
-            raise ValueError(f"architecture and weights disagree: {what}, but there is no tensor {name}")
+            raise ValueError(f"architecture and weights disagree: {what}, but there is no tensor {names.get(name, name)}")
         found = tuple(weights[name].shape)
         if found != shape:
             raise ValueError(
-                f"architecture and weights disagree: {what}, so {name} should have shape {shape}, but it has {found}"
+                f"architecture and weights disagree: {what}, so {names.get(name, name)} should have shape {shape}, "
+                f"but it has {found}"
             )
     for i, (has_attention, has_ffn) in enumerate(zip(arch.attention, arch.ffn)):
         for present, name, what in (
@@ -274,6 +327,10 @@ def check_weights_match_arch(weights: Mapping[str, torch.Tensor], arch: Upstream
         ):
             if not present and name in weights:
                 raise ValueError(f"architecture and weights disagree: Transformer layer {i} has no {what}, but there is a tensor {name}")
+
+
+# Tensors of fairseq's pretraining heads, which the upstream does not use (S3PRL drops them too)
+PRETRAINING_HEADS = ("quantizer.", "project_q.", "final_proj.", "target_glu.", "label_embs_concat")
 
 
 def build_model(ckpt: SSLCheckpoint, source: str = "checkpoint") -> nn.Module:
@@ -290,18 +347,30 @@ def build_model(ckpt: SSLCheckpoint, source: str = "checkpoint") -> nn.Module:
         model = HubertModel(
             merge_with_parent(HubertConfig, ckpt.model_cfg),
             merge_with_parent(HubertPretrainingConfig, ckpt.task_cfg),
-            ckpt.dictionaries_symbols,
+            # without its label dictionaries (fairseq keeps them with the task) it has no label embeddings
+            ckpt.dictionaries_symbols or [None],
         )
-    try:
-        if ckpt.pruned is None:
-            model.load_state_dict(ckpt.weights)
-            model.remove_pretraining_modules()
-        else:
-            model.remove_pretraining_modules()
-            apply_arch_(model, ckpt.arch)
-            model.load_state_dict(ckpt.weights)
-    except RuntimeError as err:
-        raise CheckpointError(f"{source}: weights do not match the recorded architecture: {err}") from None
+    model.remove_pretraining_modules()
+    if ckpt.pruned is not None:
+        apply_arch_(model, ckpt.arch)
+    expected = model.state_dict()
+    weights = {k: v for k, v in ckpt.weights.items() if k in expected or not k.startswith(PRETRAINING_HEADS)}
+    left_out = sorted({k.split(".")[0] for k in set(ckpt.weights) - set(weights)})
+    if left_out:
+        logging.info("%s: left out the pretraining heads %s: the upstream does not use them", source, left_out)
+    names = ckpt.source_names or {}
+    unexpected = sorted(names.get(k, k) for k in set(weights) - set(expected))
+    if unexpected:
+        raise CheckpointError(f"{source}: tensors that a {ckpt.model_type} model of this config does not have: {unexpected}")
+    for key, value in expected.items():
+        if key not in weights:
+            raise CheckpointError(f"{source}: the config needs a tensor {names.get(key, key)}, which the weights lack")
+        if weights[key].shape != value.shape:
+            raise CheckpointError(
+                f"{source}: config and weights disagree: {names.get(key, key)} has shape {tuple(weights[key].shape)}, "
+                f"the config gives {tuple(value.shape)}"
+            )
+    model.load_state_dict(weights)
     return model
 
 

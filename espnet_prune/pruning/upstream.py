@@ -110,6 +110,7 @@ class SSLUpstream(S3PRLUpstream):
 
 
 def load_upstream(path: str | os.PathLike, allow_pickle: bool = False) -> SSLUpstream:
-    """Load a dense S3PRL checkpoint or a shrunk one as an :class:`SSLUpstream` (in train mode)."""
+    """Load an upstream checkpoint of any format :func:`read_checkpoint` reads (S3PRL, fairseq,
+    transformers directory, espnet_prune safetensors) as an :class:`SSLUpstream` (in train mode)."""
     ckpt = read_checkpoint(path, allow_pickle=allow_pickle)
     return SSLUpstream(ckpt, build_model(ckpt, source=str(path)))

@@ -35,8 +35,9 @@
 #   --local_data_opts "..."    options for local/data.sh
 #   --token_type bpe|char|word the units the models are trained on (default bpe)
 #   --nbpe N, --bpemode unigram|bpe   sentencepiece vocabulary
-#   --ssl_ckpt PATH            the upstream: a converted S3PRL wav2vec2/HuBERT checkpoint or a
-#                              raw fairseq one (wav2vec_small.pt, hubert_base_ls960.pt)
+#   --ssl_ckpt PATH            the upstream, wav2vec2/HuBERT in any format: a Hugging Face directory
+#                              (facebook/wav2vec2-base), a fairseq .pt (wav2vec_small.pt), S3PRL's
+#                              converted .pt, an espnet_prune .safetensors
 #   --pretrain_config CONF     stage 3's config (its result becomes --ssl_ckpt)
 #   --pretrain_upstream "..."  make_upstream options of the stand-in's initial model
 #   --pretrain_args "..."      extra asr_train options for stage 3
@@ -299,7 +300,7 @@ fi
 
 [ -n "${ssl_ckpt}" ] || { log "Error: give --ssl_ckpt (or --pretrain_config)"; exit 2; }
 if run_stage 4 || run_stage 6; then
-    [ -f "${ssl_ckpt}" ] || { log "Error: --ssl_ckpt ${ssl_ckpt} does not exist"; exit 1; }
+    [ -e "${ssl_ckpt}" ] || { log "Error: --ssl_ckpt ${ssl_ckpt} does not exist"; exit 1; }
 fi
 
 if run_stage 4; then
