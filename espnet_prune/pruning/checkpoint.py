@@ -276,8 +276,9 @@ def check_weights_match_arch(weights: Mapping[str, torch.Tensor], arch: Upstream
                 raise ValueError(f"architecture and weights disagree: Transformer layer {i} has no {what}, but there is a tensor {name}")
 
 
-def build_model(ckpt: SSLCheckpoint, source: str = "checkpoint") -> nn.Module:
-    """Construct the S3PRL model class of ``ckpt`` and load its weights (pretraining heads dropped)."""
+def build_model(ckpt: SSLCheckpoint, source: str = "checkpoint", pretraining_heads: bool = False) -> nn.Module:
+    """Construct the S3PRL model class of ``ckpt`` and load its weights; the pretraining heads are
+    dropped unless ``pretraining_heads`` (to go on pretraining a dense checkpoint)."""
     from s3prl.upstream.utils import merge_with_parent
 
     if ckpt.model_type == "wav2vec2":
@@ -295,7 +296,10 @@ def build_model(ckpt: SSLCheckpoint, source: str = "checkpoint") -> nn.Module:
     try:
         if ckpt.pruned is None:
             model.load_state_dict(ckpt.weights)
-            model.remove_pretraining_modules()
+            if not pretraining_heads:
+                model.remove_pretraining_modules()
+        elif pretraining_heads:
+            raise CheckpointError(f"{source}: a shrunk checkpoint has no pretraining heads")
         else:
             model.remove_pretraining_modules()
             apply_arch_(model, ckpt.arch)
