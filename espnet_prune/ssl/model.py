@@ -38,6 +38,8 @@ class HubertPretrainModel(AbsESPnetModel):
         self.hubert = build_model(ckpt, source=upstream_ckpt, pretraining_heads=True)
         if len(self.hubert.num_classes) != 1:
             raise ValueError(f"{upstream_ckpt}: {len(self.hubert.num_classes)} label sets; one is supported")
+        if self.hubert.mask_prob <= 0:
+            raise ValueError(f"{upstream_ckpt}: mask_prob {self.hubert.mask_prob}; masked prediction needs masks")
         self.num_classes = self.hubert.num_classes[0]
         self.conv_layers = eval(ckpt.model_cfg["conv_feature_layers"])  # noqa: S307 (fairseq's own format)
         self.normalize_waveform = bool(ckpt.task_cfg.get("normalize", False))
