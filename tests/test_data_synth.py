@@ -70,6 +70,7 @@ def test_librispeech_layout_is_the_real_one(librispeech_corpus: Path) -> None:
         "train-clean-100",
         "dev-clean",
         "test-clean",
+        "train-clean-360",
     }
     speakers = read_speakers(corpus / "SPEAKERS.TXT")
     subset_of_speaker: dict[int, str] = {}
@@ -80,7 +81,7 @@ def test_librispeech_layout_is_the_real_one(librispeech_corpus: Path) -> None:
         assert speakers[int(speaker)].subset == subset
         info = soundfile.info(flac)
         assert (info.samplerate, info.channels, info.subtype, info.format) == (16000, 1, "PCM_16", "FLAC")
-    assert len(subset_of_speaker) == len(speakers) == 8
+    assert len(subset_of_speaker) == len(speakers) == 13
     assert all("|" in info.name for info in speakers.values())  # names with '|', as one real one has
     for trans in corpus.glob("*/*/*/*.trans.txt"):
         lines = trans.read_text().splitlines()
@@ -91,7 +92,7 @@ def test_librispeech_layout_is_the_real_one(librispeech_corpus: Path) -> None:
 
 def test_librispeech_transcripts_are_normalised_like_librispeech(librispeech_corpus: Path) -> None:
     lines = [line for t in librispeech_corpus.rglob("*.trans.txt") for line in t.read_text().splitlines()]
-    assert len(lines) == 36
+    assert len(lines) == 46
     for line in lines:
         words = line.split(" ")[1:]
         assert all(re.fullmatch(r"[A-Z']+", w) for w in words), line
@@ -210,6 +211,11 @@ def test_size_plans_match_their_purpose() -> None:
 
     assert 150 <= librispeech_utterances("ci", "train-clean-100") <= 300
     assert 2500 <= librispeech_utterances("small", "train-clean-100") <= 3500
+    for size in synth.SIZES:  # the pretraining audio: more readers and sentences than fine-tuning's
+        plans = {p.subset: p for p in synth.LIBRISPEECH_PLANS[size]}
+        assert plans["train-clean-360"].speakers > plans["train-clean-100"].speakers
+        if size != "tiny":  # tiny: as few utterances as a test needs
+            assert librispeech_utterances(size, "train-clean-360") > librispeech_utterances(size, "train-clean-100")
     assert sum(synth.SLURP_PLANS["ci"].records.values()) <= 200  # ~1.6 recordings each
 
 
@@ -276,5 +282,5 @@ def test_a_failed_run_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.
 def test_marker_records_what_was_made(librispeech_corpus: Path) -> None:
     marker = json.loads((librispeech_corpus / synth.MARKER_FILE).read_text())
     assert (marker["layout"], marker["seed"], marker["size"]) == ("librispeech", 7, "tiny")
-    assert marker["utterances"] == {"train-clean-100": 24, "dev-clean": 6, "test-clean": 6}
+    assert marker["utterances"] == {"train-clean-100": 24, "dev-clean": 6, "test-clean": 6, "train-clean-360": 10}
     assert marker["espeak_ng"].startswith("eSpeak NG")

@@ -3,11 +3,13 @@
     python -m espnet_prune.bin.export_upstream --config exp/pretrain/config.yaml \\
         --model_file exp/pretrain/valid.loss.best.pth --out exp/pretrain/upstream.pt
 
-The synthetic recipes use it to turn their stand-in "pretraining" (CTC training of a small
-upstream from scratch) into the file a user would otherwise download: S3PRL's converted format
-``{"task_cfg", "model_cfg", "model_weight"}``, read by ``wav2vec2_local`` / ``hubert_local``.
-Weights the ESPnet model does not hold (the pretraining heads) are taken from the checkpoint the
-training started from (``frontend_conf.upstream_ckpt``), so the file loads strictly in S3PRL.
+The synthetic recipes use it to turn their stand-in pretraining (CTC training of a small upstream
+from scratch, or HuBERT masked prediction with ``espnet_prune.bin.hubert_train``) into the file a
+user would otherwise download: S3PRL's converted format ``{"task_cfg", "model_cfg",
+"model_weight"}``, read by ``wav2vec2_local`` / ``hubert_local``. Weights the ESPnet model does not
+hold (the pretraining heads of a CTC-trained upstream) are taken from the checkpoint the training
+started from (``frontend_conf.upstream_ckpt`` or ``model_conf.upstream_ckpt``), so the file loads
+strictly in S3PRL.
 Written atomically.
 """
 
@@ -28,14 +30,17 @@ def exported_checkpoint(config: Path, model_file: Path) -> dict[str, Any]:
     """The S3PRL checkpoint dict of the ``s3prl_prune`` upstream trained in ``model_file``."""
     with open(config, encoding="utf-8") as f:
         conf = yaml.safe_load(f)
-    if conf.get("frontend") != "s3prl_prune":
-        raise ValueError(f"{config}: frontend is {conf.get('frontend')!r}, not s3prl_prune")
-    if conf["frontend_conf"].get("pruning_conf") is not None:
-        raise ValueError(f"{config}: a pruned model; shrink it (asr_shrink) instead of exporting a dense upstream")
-    init = read_checkpoint(conf["frontend_conf"]["upstream_ckpt"])
+    if "upstream_ckpt" in (conf.get("model_conf") or {}):  # hubert_train: the model is the HubertModel
+        init_path, prefix = conf["model_conf"]["upstream_ckpt"], "hubert."
+    elif conf.get("frontend") == "s3prl_prune":
+        if conf["frontend_conf"].get("pruning_conf") is not None:
+            raise ValueError(f"{config}: a pruned model; shrink it (asr_shrink) instead of exporting a dense upstream")
+        init_path, prefix = conf["frontend_conf"]["upstream_ckpt"], "frontend.upstream.upstream.model."
+    else:
+        raise ValueError(f"{config}: frontend is {conf.get('frontend')!r}, not s3prl_prune, and not a hubert_train run")
+    init = read_checkpoint(init_path)
     if init.pruned is not None:
         raise ValueError(f"{config}: the upstream was already shrunk; S3PRL's format holds dense models only")
-    prefix = "frontend.upstream.upstream.model."
     state = torch.load(model_file, map_location="cpu", weights_only=True)
     trained = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     if not trained:

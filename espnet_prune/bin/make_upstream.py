@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arch", choices=("wav2vec2", "hubert"), required=True)
     parser.add_argument("--preset", choices=sorted(PRESETS), required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num_classes", type=int, help="HuBERT: label classes of the pretraining head (k-means K)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a model config field")
     args = parser.parse_args(argv)
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--set {item!r}: expected KEY=VALUE")
         overrides[key] = yaml.safe_load(value)
     try:
-        ckpt = make_checkpoint(args.arch, args.preset, args.seed, **overrides)
+        ckpt = make_checkpoint(args.arch, args.preset, args.seed, args.num_classes, **overrides)
     except (ValueError, TypeError) as error:
         parser.error(str(error))
     with atomic_file(args.out) as tmp:

@@ -31,7 +31,11 @@ MARKER_FILE = "synth_corpus.json"
 # Bumped when a layout's generator makes different bytes for the same request. SLURP 2: training
 # speakers cover every accent x variant timbre (version 1 drew them at random: 24 draws from 68
 # timbres left some test voices with a timbre one training speaker had), more speakers per split.
-GENERATOR_VERSIONS = {"librispeech": 1, "slurp": 2}
+# LibriSpeech 2: a split train-clean-360 for self-supervised pretraining, drawn after the other
+# subsets from version 1's random stream, so that theirs are the bytes of version 1.
+GENERATOR_VERSIONS = {"librispeech": 2, "slurp": 2}
+# the version whose random stream a layout's generator draws from
+RNG_VERSIONS = {"librispeech": 1, "slurp": 2}
 
 VARIANTS = (None, "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8",
             "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3")  # fmt: skip
@@ -90,26 +94,33 @@ class SlurpStyle:
     double_dash_file: float = 0.1  # "audio--1504194842.flac"
 
 
+# train-clean-360 is the pretraining audio (its transcripts go unused): as LibriSpeech 960 h is to
+# train-clean-100, more readers and sentences than the fine-tuning split. It comes last so that
+# adding it left the other subsets' random draws, and bytes, as they were.
 LIBRISPEECH_PLANS: dict[str, tuple[SubsetPlan, ...]] = {
     "tiny": (
         SubsetPlan("train-clean-100", 4, 6),
         SubsetPlan("dev-clean", 2, 3),
         SubsetPlan("test-clean", 2, 3),
+        SubsetPlan("train-clean-360", 5, 2),
     ),
     "ci": (
         SubsetPlan("train-clean-100", 10, 20),
         SubsetPlan("dev-clean", 3, 15),
         SubsetPlan("test-clean", 3, 15),
+        SubsetPlan("train-clean-360", 16, 15),
     ),
     "small": (
         SubsetPlan("train-clean-100", 40, 75),
         SubsetPlan("dev-clean", 8, 40),
         SubsetPlan("test-clean", 8, 40),
+        SubsetPlan("train-clean-360", 120, 50),
     ),
     "medium": (
         SubsetPlan("train-clean-100", 80, 150),
         SubsetPlan("dev-clean", 10, 80),
         SubsetPlan("test-clean", 10, 80),
+        SubsetPlan("train-clean-360", 240, 75),
     ),
 }
 SLURP_PLANS: dict[str, SlurpPlan] = {
@@ -170,7 +181,7 @@ def _read_marker(out: Path) -> tuple[SynthRequest | None, int | None]:
 def corpus_rng(request: SynthRequest) -> random.Random:
     """The one source of randomness of a corpus."""
     return random.Random(
-        f"espnet_prune.synth:{GENERATOR_VERSIONS[request.layout]}:{request.layout}:{request.seed}:{request.size}"
+        f"espnet_prune.synth:{RNG_VERSIONS[request.layout]}:{request.layout}:{request.seed}:{request.size}"
     )
 
 

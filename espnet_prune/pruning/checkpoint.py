@@ -333,8 +333,9 @@ def check_weights_match_arch(
 PRETRAINING_HEADS = ("quantizer.", "project_q.", "final_proj.", "target_glu.", "label_embs_concat")
 
 
-def build_model(ckpt: SSLCheckpoint, source: str = "checkpoint") -> nn.Module:
-    """Construct the S3PRL model class of ``ckpt`` and load its weights (pretraining heads dropped)."""
+def build_model(ckpt: SSLCheckpoint, source: str = "checkpoint", pretraining_heads: bool = False) -> nn.Module:
+    """Construct the S3PRL model class of ``ckpt`` and load its weights; the pretraining heads are
+    dropped unless ``pretraining_heads`` (to go on pretraining a dense checkpoint)."""
     from s3prl.upstream.utils import merge_with_parent
 
     if ckpt.model_type == "wav2vec2":
@@ -350,7 +351,10 @@ def build_model(ckpt: SSLCheckpoint, source: str = "checkpoint") -> nn.Module:
             # without its label dictionaries (fairseq keeps them with the task) it has no label embeddings
             ckpt.dictionaries_symbols or [None],
         )
-    model.remove_pretraining_modules()
+    if pretraining_heads and ckpt.pruned is not None:
+        raise CheckpointError(f"{source}: a shrunk checkpoint has no pretraining heads")
+    if not pretraining_heads:
+        model.remove_pretraining_modules()
     if ckpt.pruned is not None:
         apply_arch_(model, ckpt.arch)
     expected = model.state_dict()

@@ -47,6 +47,29 @@ PRESETS: dict[str, dict[str, Any]] = {
         dropout_features=0.0,
         encoder_layerdrop=0.0,
     ),
+    # the self-supervised stand-in (HuBERT masked prediction, espnet_prune.tasks.hubert): "small"
+    # with 6 layers and a 4x FFN, so that pruning has redundancy to remove, conditioned the same
+    # way; masks of 5 frames (100 ms) since the synthetic utterances are 2-4 s long
+    "ssl": dict(
+        conv_feature_layers="[(64, 10, 5)] + [(64, 3, 2)] * 4 + [(64, 2, 2)] * 2",
+        encoder_layers=6,
+        encoder_embed_dim=192,
+        encoder_ffn_embed_dim=768,
+        encoder_attention_heads=4,
+        conv_pos=32,
+        conv_pos_groups=8,
+        final_dim=64,
+        extractor_mode="layer_norm",
+        layer_norm_first=True,
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        dropout_input=0.0,
+        dropout_features=0.0,
+        encoder_layerdrop=0.0,
+        mask_length=5,
+        mask_prob=0.8,
+    ),
     # for tests: runs in milliseconds
     "tiny": dict(
         conv_feature_layers="[(64, 10, 5)] + [(64, 3, 2)] * 4 + [(64, 2, 2)] * 2",
@@ -61,12 +84,20 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def make_checkpoint(arch: str, preset: str, seed: int, **overrides: Any) -> dict[str, Any]:
-    """A random-init dense checkpoint dict (S3PRL converted format) for ``arch`` in {wav2vec2, hubert}."""
+def make_checkpoint(
+    arch: str, preset: str, seed: int, num_classes: int | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """A random-init dense checkpoint dict (S3PRL converted format) for ``arch`` in {wav2vec2, hubert}.
+
+    ``num_classes`` (HuBERT only) sizes the pretraining head: the number of k-means clusters its
+    labels take (default: 504 for "base", as hubert_base_ls960, 16 otherwise).
+    """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
     cfg = {**PRESETS[preset], **overrides}
     torch.manual_seed(seed)
+    if num_classes is not None and (arch != "hubert" or num_classes < 1):
+        raise ValueError(f"num_classes={num_classes}: only a HuBERT checkpoint has classes (at least 1)")
     if arch == "wav2vec2":
         from s3prl.upstream.wav2vec2.wav2vec2_model import AudioPretrainingConfig, Wav2Vec2Config, Wav2Vec2Model
 
@@ -83,7 +114,9 @@ def make_checkpoint(arch: str, preset: str, seed: int, **overrides: Any) -> dict
         _check_overrides(cfg, fields)
         model_cfg = dataclasses.asdict(HubertConfig(label_rate=50, **cfg))
         task_cfg = dataclasses.asdict(HubertPretrainingConfig(label_rate=50))
-        symbols = [[str(i) for i in range(504 if preset == "base" else 16)]]
+        if num_classes is None:
+            num_classes = 504 if preset == "base" else 16
+        symbols = [[str(i) for i in range(num_classes)]]
         model = HubertModel(HubertConfig(**model_cfg), HubertPretrainingConfig(**task_cfg), symbols)
         ckpt = {"task_cfg": task_cfg, "model_cfg": {"_name": "hubert", **model_cfg}, "dictionaries_symbols": symbols}
     else:

@@ -1,0 +1,1 @@
+"""Self-supervised pretraining of the stand-in upstream: HuBERT's masked prediction."""
