@@ -47,29 +47,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         dropout_features=0.0,
         encoder_layerdrop=0.0,
     ),
-    # the self-supervised stand-in (HuBERT masked prediction, espnet_prune.tasks.hubert): "small"
-    # with 6 layers and a 4x FFN, so that pruning has redundancy to remove, conditioned the same
-    # way; masks of 5 frames (100 ms) since the synthetic utterances are 2-4 s long
-    "ssl": dict(
-        conv_feature_layers="[(64, 10, 5)] + [(64, 3, 2)] * 4 + [(64, 2, 2)] * 2",
-        encoder_layers=6,
-        encoder_embed_dim=192,
-        encoder_ffn_embed_dim=768,
-        encoder_attention_heads=4,
-        conv_pos=32,
-        conv_pos_groups=8,
-        final_dim=64,
-        extractor_mode="layer_norm",
-        layer_norm_first=True,
-        dropout=0.0,
-        attention_dropout=0.0,
-        activation_dropout=0.0,
-        dropout_input=0.0,
-        dropout_features=0.0,
-        encoder_layerdrop=0.0,
-        mask_length=5,
-        mask_prob=0.8,
-    ),
     # for tests: runs in milliseconds
     "tiny": dict(
         conv_feature_layers="[(64, 10, 5)] + [(64, 3, 2)] * 4 + [(64, 2, 2)] * 2",
@@ -82,6 +59,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         final_dim=32,
     ),
 }
+# the self-supervised stand-in (HuBERT masked prediction, espnet_prune.tasks.hubert): "small"
+# with 6 layers and a 4x FFN, so that pruning has redundancy to remove, conditioned the same
+# way; masks of 5 frames (100 ms) since the synthetic utterances are 2-4 s long
+PRESETS["ssl"] = {**PRESETS["small"], "encoder_layers": 6, "encoder_ffn_embed_dim": 768, "mask_length": 5, "mask_prob": 0.8}
 
 
 def make_checkpoint(
