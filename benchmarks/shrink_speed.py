@@ -36,7 +36,7 @@ def time_forward(model: torch.nn.Module, wav: torch.Tensor, runs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", default="wav2vec2", choices=("wav2vec2", "hubert"))
+    parser.add_argument("--arch", default="wav2vec2", choices=("wav2vec2", "hubert", "wavlm"))
     parser.add_argument("--preset", default="base")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=5)

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny random upstream checkpoints in S3PRL's converted format."""
+"""Shared fixtures: tiny random upstream checkpoints in the formats S3PRL reads."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ VARIANTS = {
     "wav2vec2": ("wav2vec2", {}),
     "hubert": ("hubert", {}),
     "wav2vec2_ln": ("wav2vec2", {"extractor_mode": "layer_norm", "layer_norm_first": True}),
+    # WavLM Base+'s gated relative position bias; a few buckets so that 1 s reaches the log-spaced ones
+    "wavlm": ("wavlm", {"num_buckets": 16, "max_distance": 40}),
+    "wavlm_ln": ("wavlm", {"num_buckets": 16, "max_distance": 40, "extractor_mode": "layer_norm", "layer_norm_first": True}),
 }
 
 

@@ -52,10 +52,10 @@ def test_not_a_checkpoint(tmp_path):
 def test_dict_that_is_not_an_upstream(tmp_path):
     path = tmp_path / "other.pt"
     torch.save({"state_dict": {"w": torch.zeros(1)}}, path)
-    with pytest.raises(CheckpointError, match="missing keys .* nor a fairseq one"):
+    with pytest.raises(CheckpointError, match="missing keys .* a fairseq one .* nor a WavLM one"):
         read_checkpoint(path)
     torch.save({"task_cfg": {}, "model_cfg": {"_name": "conformer"}, "model_weight": {}}, path)
-    with pytest.raises(CheckpointError, match="not a wav2vec2 or HuBERT"):
+    with pytest.raises(CheckpointError, match="not a wav2vec2, HuBERT or WavLM model"):
         read_checkpoint(path)
 
 

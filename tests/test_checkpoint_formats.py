@@ -55,6 +55,13 @@ VARIANTS = {
         dict(feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True, vocab_size=12),
         True,
     ),
+    # few buckets, so that 1 s of frames reaches the logarithmically spaced ones
+    "wavlm_model_group": ("WavLMModel", dict(num_buckets=16, max_bucket_distance=40), False),
+    "wavlm_ctc_layer_stable": (
+        "WavLMForCTC",
+        dict(feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True, vocab_size=12, num_buckets=16, max_bucket_distance=40),
+        True,
+    ),
 }
 
 
@@ -65,6 +72,10 @@ def save_hf_model(directory, name: str, seed: int = 0) -> torch.nn.Module:
     config = cls.config_class(**TINY, **overrides)
     torch.manual_seed(seed)
     model = cls(config).eval()
+    with torch.no_grad():  # transformers initialises WavLM's per-head gate constants to one: make them differ
+        for name, param in model.named_parameters():
+            if name.endswith("gru_rel_pos_const"):
+                param.uniform_(0.5, 1.5)
     model.save_pretrained(directory)
     transformers.Wav2Vec2FeatureExtractor(do_normalize=normalize, return_attention_mask=True).save_pretrained(directory)
     return model
@@ -148,7 +159,7 @@ def test_hidden_states_equal_transformers(hf_dirs, name):
     # HuBERT counts valid frames its own way (the upstream follows fairseq): transformers is given
     # the mask of those frames.
     frames = frames.tolist()
-    if upstream.arch.model_type == "hubert":
+    if upstream.arch.model_type in ("hubert", "wavlm"):
         frames = _fairseq_hubert_frames([len(w) for w in wavs], 16000, frames[0])
     theirs = _hf_hidden_states(hf_model, directory, wavs, frames)
     padded = torch.nn.utils.rnn.pad_sequence([torch.tensor(w) for w in wavs], batch_first=True)
@@ -181,10 +192,11 @@ def test_params_equal_transformers_minus_left_out_heads(hf_dirs):
 def test_macs_agree_with_flop_counter_on_transformers(hf_dirs):
     """Convention: fairseq pads the Transformer input to an even number of frames (the upstream
     does); transformers does not, so the two agree for inputs with an even number of frames.
-    (The counter misses SDPA's products on CPU: transformers' eager attention is counted.)"""
+    (The counter misses SDPA's products on CPU: transformers' eager attention is counted.) WavLM:
+    the counter counts matrix products only, not the gate's product with each head's T x T bias."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    for name in ("wav2vec2_pretraining_group", "hubert_ctc_layer_stable"):
+    for name in ("wav2vec2_pretraining_group", "hubert_ctc_layer_stable", "wavlm_model_group"):
         directory, _ = hf_dirs[name]
         cls_name, overrides, _ = VARIANTS[name]
         model = getattr(transformers, cls_name)(getattr(transformers, cls_name).config_class(**TINY, **overrides))
@@ -196,20 +208,47 @@ def test_macs_agree_with_flop_counter_on_transformers(hf_dirs):
         counter = FlopCounterMode(display=False)
         with counter, torch.no_grad():
             model(torch.randn(1, samples))
-        assert upstream_cost(read_checkpoint(directory).arch, samples / 16000).macs == counter.get_total_flops() // 2
+        arch = read_checkpoint(directory).arch
+        t = frames + frames % 2
+        gate_products = sum(t * t * h for h in arch.heads) if arch.gru_rel_pos else 0
+        assert upstream_cost(arch, samples / 16000).macs == counter.get_total_flops() // 2 + gate_products, name
 
 
-def test_cost_cli_on_wav2vec2_base_config(tmp_path, capsys):
-    """wav2vec2-base's transformers config (the defaults): the same parameters as transformers'
-    num_parameters() minus the left-out heads (quantizer, project_q, project_hid) and masked_spec_embed."""
-    config = transformers.Wav2Vec2Config()
-    model = transformers.Wav2Vec2ForPreTraining(config)
+@pytest.mark.parametrize(
+    "cls_name,params",
+    # WavLM Base+ = wav2vec2-base + a 320 x 12 bias table + per layer grep_linear (64 x 8 + 8) and grep_a (12)
+    [("Wav2Vec2ForPreTraining", 94_370_944), ("WavLMModel", 94_370_944 + 320 * 12 + 12 * (64 * 8 + 8 + 12))],
+)
+def test_cost_cli_on_base_configs(tmp_path, capsys, cls_name, params):
+    """wav2vec2-base's and WavLM Base+'s transformers configs (the defaults): the same parameters as
+    transformers' num_parameters() minus the left-out heads (quantizer, project_q, project_hid) and
+    masked_spec_embed."""
+    cls = getattr(transformers, cls_name)
+    model = cls(cls.config_class())
     model.save_pretrained(tmp_path)
-    left_out = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("wav2vec2."))
-    left_out += model.wav2vec2.masked_spec_embed.numel()
+    base = _base(model)
+    left_out = model.num_parameters() - base.num_parameters() + base.masked_spec_embed.numel()
     cost_cli.main(["--ckpt", str(tmp_path), "--json"])
     result = json.loads(capsys.readouterr().out)
-    assert result["params"]["total"] == model.num_parameters() - left_out == 94_370_944
+    assert result["params"]["total"] == model.num_parameters() - left_out == params
+
+
+def test_unilm_wavlm_checkpoint_loads_as_s3prl_reads_it(tmp_path, padded_batch):
+    """microsoft/unilm's WavLM layout (``{"cfg", "model"}``, what S3PRL's ``wavlm_local`` reads)."""
+    from s3prl.nn import S3PRLUpstream
+
+    path = tmp_path / "WavLM-tiny.pt"
+    torch.save(make_checkpoint("wavlm", "tiny", seed=2, num_buckets=16, max_distance=40), path)
+    ckpt = read_checkpoint(path)
+    assert ckpt.model_type == "wavlm" and ckpt.arch.rel_pos_buckets == 16 and ckpt.arch.gru_rel_pos
+    ours, theirs = load_upstream(path).eval(), S3PRLUpstream("wavlm_local", path_or_url=str(path)).eval()
+    gates = ours.attach_gates()  # our attention modules in place, every unit kept
+    for gate in gates.modules():
+        if hasattr(gate, "set_keep"):
+            gate.set_keep(torch.ones(gate.num_units, dtype=torch.bool))
+    with torch.no_grad():
+        (a, lengths), (b, _) = ours(*padded_batch), theirs(*padded_batch)
+    _assert_same_states(a, b, lengths[0].tolist())
 
 
 def test_convert_writes_our_format(hf_dirs, tmp_path, capsys):
@@ -333,7 +372,7 @@ def test_fairseq_model_of_another_kind_is_named(tmp_path, layout, name, words):
 @pytest.mark.parametrize("model_type", ["whisper", "data2vec-text"])
 def test_directory_of_another_model_type_is_named(tmp_path, model_type):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type, "architectures": ["X"]}))
-    with pytest.raises(CheckpointError, match=rf"model_type '{model_type}' is not supported; supported are \['wav2vec2', 'hubert'\]"):
+    with pytest.raises(CheckpointError, match=rf"model_type '{model_type}' is not supported; supported are \['wav2vec2', 'hubert', 'wavlm'\]"):
         read_checkpoint(tmp_path)
 
 

@@ -29,7 +29,7 @@ def _assert_same(a, b, tol=1e-4):
             assert (h_a[i, :n] - h_b[i, :n]).abs().max() <= tol
 
 
-@pytest.mark.parametrize("variant", ["wav2vec2", "hubert", "wav2vec2_ln"])
+@pytest.mark.parametrize("variant", ["wav2vec2", "hubert", "wav2vec2_ln", "wavlm", "wavlm_ln"])
 def test_shrunk_output_equals_gated_eval_output(tiny_ckpts, padded_batch, variant):
     upstream = load_upstream(tiny_ckpts[variant]).eval()
     gates = upstream.attach_gates()
@@ -75,7 +75,34 @@ def test_closed_sublayers_no_heads_and_one_channel(tiny_ckpts, padded_batch):
     _assert_same(gated, _outputs(upstream, padded_batch))
 
 
-@pytest.mark.parametrize("variant", ["wav2vec2", "hubert"])
+@pytest.mark.parametrize("variant", ["wavlm", "wavlm_ln"])
+def test_wavlm_layer_without_attention_keeps_the_shared_position_bias(tiny_ckpts, padded_batch, tmp_path, variant):
+    """Layer 0 owns the relative position bias table; its attention goes, layer 1 still reads its
+    kept heads' (1 and 3) rows of the bias and slices of its input for the gate."""
+    upstream = load_upstream(tiny_ckpts[variant]).eval()
+    gates = upstream.attach_gates()
+    _soften(gates, seed=2)
+    gates.attention["0"].set_keep(torch.zeros(1, dtype=torch.bool))
+    gates.heads["1"].set_keep(torch.tensor([False, True, False, True]))
+    gated = _outputs(upstream, padded_batch)
+    arch = upstream.shrink()
+    assert arch.attention == (False, True) and arch.head_index == ((), (1, 3))
+    model = upstream.model
+    assert model.encoder.layers[0].self_attn.relative_attention_bias.weight.shape == (16, 4)
+    assert model.encoder.layers[0].self_attn.grep_linear is None
+    assert model.encoder.layers[1].self_attn.grep_a.shape == (1, 2, 1, 1)
+    _assert_same(gated, _outputs(upstream, padded_batch))
+    upstream.save(tmp_path / "shrunk.safetensors")
+    loaded = load_upstream(tmp_path / "shrunk.safetensors").eval()
+    assert loaded.arch == arch
+    _assert_same(gated, _outputs(loaded, padded_batch))
+    # pruned again, head numbers still refer to the dense model's heads
+    gates = loaded.attach_gates()
+    gates.heads["1"].set_keep(torch.tensor([False, True]))
+    assert loaded.shrink().head_index == ((), (3,))
+
+
+@pytest.mark.parametrize("variant", ["wav2vec2", "hubert", "wavlm"])
 def test_save_load_round_trip(tiny_ckpts, padded_batch, tmp_path, variant):
     upstream = load_upstream(tiny_ckpts[variant]).eval()
     _soften(upstream.attach_gates(), seed=3)
@@ -100,3 +127,15 @@ def test_shrunk_model_trains(tiny_ckpts, padded_batch):
     hs, _ = upstream(*padded_batch)
     hs[-1].pow(2).mean().backward()
     assert upstream.model.encoder.layers[0].fc1.weight.grad is not None
+
+
+def test_wavlm_gates_learn_through_the_relative_position_bias(tiny_ckpts, padded_batch):
+    upstream = load_upstream(tiny_ckpts["wavlm"])
+    gates = upstream.attach_gates(init_drop_rate=0.3)
+    hs, _ = upstream(*padded_batch)
+    (hs[-1].pow(2).mean() + gates.expected_cost(1.0).macs * 1e-9).backward()
+    layer0 = upstream.model.encoder.layers[0].self_attn
+    for param in (layer0.relative_attention_bias.weight, layer0.grep_a, layer0.grep_linear.weight):
+        assert param.grad is not None and param.grad.abs().sum() > 0
+    for kind in ("heads", "attention", "ffn_units", "ffn", "conv_channels"):
+        assert all(g.log_alpha.grad is not None and torch.isfinite(g.log_alpha.grad).all() for g in getattr(gates, kind).values())

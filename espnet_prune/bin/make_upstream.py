@@ -1,4 +1,5 @@
-"""Write a random-init wav2vec2/HuBERT checkpoint in S3PRL's converted format.
+"""Write a random-init wav2vec2/HuBERT/WavLM checkpoint in the format S3PRL reads (its converted
+format; microsoft/unilm's for WavLM).
 
     python -m espnet_prune.bin.make_upstream --arch wav2vec2 --preset small --out up.pt \\
         [--set encoder_layers=6 --set layer_norm_first=true]
@@ -20,7 +21,7 @@ from espnet_prune.pruning.presets import PRESETS, make_checkpoint
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--arch", choices=("wav2vec2", "hubert"), required=True)
+    parser.add_argument("--arch", choices=("wav2vec2", "hubert", "wavlm"), required=True)
     parser.add_argument("--preset", choices=sorted(PRESETS), required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num_classes", type=int, help="HuBERT: label classes of the pretraining head (k-means K)")

@@ -1,4 +1,4 @@
-"""ESPnet frontend ``s3prl_prune``: a prunable wav2vec2/HuBERT upstream plus S3PRL's featurizer.
+"""ESPnet frontend ``s3prl_prune``: a prunable wav2vec2/HuBERT/WavLM upstream plus S3PRL's featurizer.
 
 Its constructor arguments are the YAML ``frontend_conf`` keys. With ``pruning_conf`` the upstream
 gets HardConcrete gates and the frontend holds the :class:`PruningObjective` as a submodule, so

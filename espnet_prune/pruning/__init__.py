@@ -1,4 +1,4 @@
-"""Structured pruning of wav2vec2/HuBERT upstreams: gates, cost model, shrinking, checkpoints.
+"""Structured pruning of wav2vec2/HuBERT/WavLM upstreams: gates, cost model, shrinking, checkpoints.
 
 No ESPnet imports here. ``load_upstream`` / ``SSLUpstream`` import ``s3prl.nn`` (slow: it loads
 S3PRL's whole hub), so they are imported on first use.

@@ -36,7 +36,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from espnet_prune.pruning.arch import UpstreamArch
+from espnet_prune.pruning.arch import MODEL_TYPES, UpstreamArch
 from espnet_prune.pruning.shrink import apply_arch_
 
 FORMAT = "espnet_prune.upstream/1"
@@ -46,7 +46,7 @@ DIGEST_KEY = "sha256"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that cannot be read as a wav2vec2/HuBERT upstream."""
+    """A checkpoint that cannot be read as a wav2vec2/HuBERT/WavLM upstream."""
 
 
 @dataclass
@@ -69,10 +69,10 @@ class SSLCheckpoint:
 
 def _model_type(model_cfg: dict, has_dictionaries: bool, path: str) -> str:
     name = model_cfg.get("_name")
-    if name in ("wav2vec2", "hubert"):
+    if name in MODEL_TYPES:
         return name
     if name is not None:
-        raise CheckpointError(f"{path}: model '{name}' is not a wav2vec2 or HuBERT model")
+        raise CheckpointError(f"{path}: model '{name}' is not a wav2vec2, HuBERT or WavLM model")
     return "hubert" if has_dictionaries else "wav2vec2"
 
 
@@ -125,7 +125,7 @@ def _unsafe_globals(path: str, allowed: list[Any]) -> list[str]:
 
 
 def _read_pickle(path: str, allow_pickle: bool) -> SSLCheckpoint:
-    from espnet_prune.pruning.fairseq_format import SAFE_GLOBALS, fairseq_configs, is_fairseq_state
+    from espnet_prune.pruning.fairseq_format import SAFE_GLOBALS, fairseq_configs, is_fairseq_state, is_wavlm_state
 
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
@@ -146,6 +146,9 @@ def _read_pickle(path: str, allow_pickle: bool) -> SSLCheckpoint:
         state = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a checkpoint dict")
+    if is_wavlm_state(state):
+        cfg = dict(state["cfg"])
+        return SSLCheckpoint("wavlm", {"normalize": bool(cfg.get("normalize", False))}, {**cfg, "_name": "wavlm"}, dict(state["model"]))
     if "model_weight" not in state and is_fairseq_state(state):
         try:
             model_type, task_cfg, model_cfg = fairseq_configs(state, path)
@@ -155,8 +158,8 @@ def _read_pickle(path: str, allow_pickle: bool) -> SSLCheckpoint:
     missing = [k for k in ("task_cfg", "model_cfg", "model_weight") if k not in state]
     if missing:
         raise CheckpointError(
-            f"{path}: neither an S3PRL wav2vec2/HuBERT checkpoint (missing keys {missing}) "
-            "nor a fairseq one (keys 'model' and 'cfg' or 'args')"
+            f"{path}: neither an S3PRL wav2vec2/HuBERT checkpoint (missing keys {missing}), "
+            "a fairseq one (keys 'model' and 'cfg' or 'args') nor a WavLM one (keys 'model' and a flat 'cfg')"
         )
     model_type = _model_type(state["model_cfg"], "dictionaries_symbols" in state, path)
     if model_type == "hubert" and "dictionaries_symbols" not in state:
@@ -293,6 +296,8 @@ def expected_shapes(arch: UpstreamArch) -> dict[str, tuple[str, tuple[int, ...]]
             shapes[prefix + f"self_attn.{proj}.weight"] = (what, (inner, d))
             shapes[prefix + f"self_attn.{proj}.bias"] = (what, (inner,))
         shapes[prefix + "self_attn.out_proj.weight"] = (what, (d, inner))
+        if arch.gru_rel_pos and has_attention:
+            shapes[prefix + "self_attn.grep_a"] = (what, (1, heads, 1, 1))
         units = units if has_ffn else 0
         what = f"Transformer layer {i} has {units} FFN units" if has_ffn else f"Transformer layer {i} has no FFN"
         shapes[prefix + "fc1.weight"] = (what, (units, d))
@@ -342,6 +347,10 @@ def build_model(ckpt: SSLCheckpoint, source: str = "checkpoint", pretraining_hea
         from s3prl.upstream.wav2vec2.wav2vec2_model import Wav2Vec2Config, Wav2Vec2Model
 
         model = Wav2Vec2Model(merge_with_parent(Wav2Vec2Config, ckpt.model_cfg))
+    elif ckpt.model_type == "wavlm":
+        from s3prl.upstream.wavlm.WavLM import WavLM, WavLMConfig
+
+        model = WavLM(WavLMConfig(ckpt.model_cfg))
     else:
         from s3prl.upstream.hubert.hubert_model import HubertConfig, HubertModel, HubertPretrainingConfig
 
@@ -353,7 +362,7 @@ def build_model(ckpt: SSLCheckpoint, source: str = "checkpoint", pretraining_hea
         )
     if pretraining_heads and ckpt.pruned is not None:
         raise CheckpointError(f"{source}: a shrunk checkpoint has no pretraining heads")
-    if not pretraining_heads:
+    if not pretraining_heads and hasattr(model, "remove_pretraining_modules"):  # WavLM's has none
         model.remove_pretraining_modules()
     if ckpt.pruned is not None:
         apply_arch_(model, ckpt.arch)

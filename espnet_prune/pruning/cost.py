@@ -1,4 +1,4 @@
-"""Exact and expected cost (parameters, multiply-accumulates) of a wav2vec2/HuBERT frontend.
+"""Exact and expected cost (parameters, multiply-accumulates) of a wav2vec2/HuBERT/WavLM frontend.
 
 One pure function, :func:`upstream_cost`, counts everything from unit counts. Given the integer
 counts of an architecture it is the exact count of that dense or shrunk model; given the
@@ -7,9 +7,14 @@ cost that the pruning objective constrains. Counting conventions:
 
 * MACs: convolutions, linear layers, and the attention score (QK^T) and context (AV) products;
   norms, activations and softmax are not counted (they are not multiply-accumulates of weights).
+  WavLM's gated relative position unit counts its linear layer (``head_dim -> 8`` per head and
+  frame) and the gate's product with the T x T bias of each head; looking up and adding the bias
+  are not counted. (torch's FlopCounterMode counts matrix products only, so it sees the same
+  minus that T x T product.)
 * Parameters: everything the frontend uses after loading (conv, norms, projection, positional
   conv, Transformer layers); the pretraining-only heads (quantiser, ``final_proj``,
-  ``label_embs_concat``, ``mask_emb``) are not counted.
+  ``label_embs_concat``, ``mask_emb``) are not counted. WavLM's relative position bias table
+  (buckets x dense heads, in layer 0, shared by every layer) stays whole whatever is pruned.
 * "cnn" is the conv feature extractor; "transformer" is everything after it.
 """
 
@@ -113,6 +118,7 @@ def upstream_cost(arch: UpstreamArch, seconds: float, units: UnitCounts | None =
         trf_macs = trf_macs + t * c_last * d
     k_pos, g = arch.pos_conv_kernel, arch.pos_conv_groups
     trf_params = trf_params + d * (d // g) * k_pos + k_pos + d  # weight_v, weight_g (weight norm over dim 2), bias
+    trf_params = trf_params + arch.rel_pos_buckets * arch.rel_pos_heads
     # padding k//2 on both sides gives T+1 frames for an even kernel; SamePad drops the extra one after the conv.
     trf_macs = trf_macs + (t + 2 * (k_pos // 2) - k_pos + 1) * d * (d // g) * k_pos
     t = -(-t // arch.seq_len_multiple) * arch.seq_len_multiple  # the layers see the padded sequence
@@ -121,6 +127,10 @@ def upstream_cost(arch: UpstreamArch, seconds: float, units: UnitCounts | None =
         trf_params = trf_params + 4 * d  # the two layer norms stay whatever is pruned
         trf_params = trf_params + a * (3 * (d * inner + inner) + inner * d + d)
         trf_macs = trf_macs + a * (4 * t * d * inner + 2 * t * t * inner)
+        if arch.gru_rel_pos:  # grep_linear (dh -> 8, shared by the heads) and grep_a (one per head)
+            trf_params = trf_params + a * (dh * 8 + 8 + h)
+            if arch.rel_pos_buckets:
+                trf_macs = trf_macs + a * (t * h * dh * 8 + t * t * h)
         trf_params = trf_params + z * (2 * d * f + f + d)
         trf_macs = trf_macs + z * (2 * t * d * f)
     return Cost(cnn_params, trf_params, cnn_macs, trf_macs)

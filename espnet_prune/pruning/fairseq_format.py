@@ -25,7 +25,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.base import ContainerMetadata, Metadata
 from omegaconf.nodes import AnyNode, BooleanNode, FloatNode, IntegerNode, StringNode
 
-from espnet_prune.pruning.arch import MODEL_TYPES
+# fairseq has no WavLM: its checkpoints come from microsoft/unilm in their own layout
+FAIRSEQ_MODELS = ("wav2vec2", "hubert")
 
 # What fairseq checkpoints pickle besides tensors: the old layout's Namespace; the new layout's
 # DictConfig with its nodes and metadata (which reference typing.Any and builtin types).
@@ -53,6 +54,13 @@ SAFE_GLOBALS: list[Any] = [
 
 def is_fairseq_state(state: dict) -> bool:
     return "model" in state and ("cfg" in state or "args" in state)
+
+
+def is_wavlm_state(state: dict) -> bool:
+    """microsoft/unilm's WavLM checkpoint (``WavLM-Base+.pt``), which S3PRL's ``wavlm_local`` reads:
+    ``{"cfg": {every WavLMConfig field, flat}, "model": state_dict}``."""
+    cfg = state.get("cfg")
+    return "model" in state and isinstance(cfg, dict) and "relative_position_embedding" in cfg and "model" not in cfg
 
 
 def _model_config_fields(model_type: str) -> set[str]:
@@ -85,10 +93,10 @@ def fairseq_configs(state: dict, path: str) -> tuple[str, dict[str, Any], dict[s
         name, where = args.get("arch"), "args.arch"
     else:
         raise ValueError(f"{path}: fairseq checkpoint with neither 'cfg' nor 'args'")
-    if name not in MODEL_TYPES:
+    if name not in FAIRSEQ_MODELS:
         raise ValueError(
             f"{path}: fairseq model {name!r} ({where}) is not supported; supported are the pretrained "
-            f"models {list(MODEL_TYPES)} (fine-tuned ones such as wav2vec_ctc/hubert_ctc are not)"
+            f"models {list(FAIRSEQ_MODELS)} (fine-tuned ones such as wav2vec_ctc/hubert_ctc are not)"
         )
     # S3PRL's configs are fairseq's dataclasses: keep their fields (an old Namespace holds every option)
     fields = _model_config_fields(name)

@@ -1,11 +1,11 @@
-"""Hugging Face transformers wav2vec2/HuBERT directories, read as S3PRL (fairseq) models.
+"""Hugging Face transformers wav2vec2/HuBERT/WavLM directories, read as S3PRL's models.
 
 A directory written by ``save_pretrained`` (or downloaded from the hub) holds ``config.json``,
 the weights (``model.safetensors``, ``pytorch_model.bin``, or shards listed in a
 ``*.index.json``) and usually ``preprocessor_config.json``. transformers' modules compute what
-fairseq's do under other names, so the config maps onto fairseq's ``model_cfg`` and each tensor
-onto its fairseq name (:data:`RENAMES`); task heads outside the base model (CTC ``lm_head``,
-``quantizer``, ``project_q``, ``project_hid``) are left out.
+fairseq's (and unilm's WavLM) do under other names, so the config maps onto fairseq's
+``model_cfg`` and each tensor onto its fairseq name (:data:`RENAMES`); task heads outside the base
+model (CTC ``lm_head``, ``quantizer``, ``project_q``, ``project_hid``) are left out.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-MODEL_TYPES = ("wav2vec2", "hubert")
+MODEL_TYPES = ("wav2vec2", "hubert", "wavlm")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 # transformers name (within the base model) -> fairseq/S3PRL name; {mode} is filled per extractor mode
@@ -33,6 +33,10 @@ RENAMES: list[tuple[str, str]] = [
     (r"encoder\.pos_conv_embed\.conv\.(weight_g|parametrizations\.weight\.original0)", "encoder.pos_conv.0.weight_g"),
     (r"encoder\.pos_conv_embed\.conv\.(weight_v|parametrizations\.weight\.original1)", "encoder.pos_conv.0.weight_v"),
     (r"encoder\.layer_norm\.", "encoder.layer_norm."),
+    # WavLM's gated relative position bias
+    (r"encoder\.layers\.(\d+)\.attention\.rel_attn_embed\.", r"encoder.layers.\1.self_attn.relative_attention_bias."),
+    (r"encoder\.layers\.(\d+)\.attention\.gru_rel_pos_linear\.", r"encoder.layers.\1.self_attn.grep_linear."),
+    (r"encoder\.layers\.(\d+)\.attention\.gru_rel_pos_const", r"encoder.layers.\1.self_attn.grep_a"),
     (r"encoder\.layers\.(\d+)\.attention\.", r"encoder.layers.\1.self_attn."),
     (r"encoder\.layers\.(\d+)\.layer_norm\.", r"encoder.layers.\1.self_attn_layer_norm."),
     (r"encoder\.layers\.(\d+)\.feed_forward\.intermediate_dense\.", r"encoder.layers.\1.fc1."),
@@ -112,6 +116,15 @@ def hf_configs(config: dict[str, Any], normalize: bool, path: str) -> tuple[str,
         "encoder_layerdrop": float(config.get("layerdrop", 0.0)),
     }
     task_cfg: dict[str, Any] = {"normalize": normalize, "sample_rate": 16000}
+    if model_type == "wavlm":
+        # transformers' WavLM always has the gated relative position bias; unilm's config names
+        model_cfg.update(
+            relative_position_embedding=True,
+            num_buckets=int(get("num_buckets")),
+            max_distance=int(get("max_bucket_distance")),
+            gru_rel_pos=True,
+            normalize=normalize,
+        )
     if model_type == "hubert":
         # HuBERT's config needs a label rate; it only sizes the pretraining targets, which are left out
         model_cfg["label_rate"] = task_cfg["label_rate"] = 50

@@ -1,4 +1,4 @@
-"""Attach HardConcrete gates to an S3PRL wav2vec2/HuBERT model, and read expected costs from them.
+"""Attach HardConcrete gates to an S3PRL wav2vec2/HuBERT/WavLM model, and read expected costs from them.
 
 ``UpstreamGates`` owns every gate (the gate math lives in one place, as in CoFiPruning's
 ``L0Module``); :meth:`UpstreamGates.attach` swaps the gated modules of the model in place for
@@ -21,6 +21,7 @@ from espnet_prune.pruning.modules import (
     GatedFeatureLayerNorm,
     GatedLinear,
     MultiheadSelfAttention,
+    WavLMSelfAttention,
 )
 
 UNIT_KINDS = ("conv_channels", "heads", "ffn_units", "attention", "ffn")
@@ -139,7 +140,7 @@ class UpstreamGates(nn.Module):
         return gates[str(index)] if str(index) in gates else None
 
     def attach(self, model: nn.Module) -> None:
-        """Wrap ``model`` (an S3PRL ``Wav2Vec2Model`` or ``HubertModel``) in place."""
+        """Wrap ``model`` (an S3PRL ``Wav2Vec2Model``, ``HubertModel`` or ``WavLM``) in place."""
         _check_model(model, self.arch)
         if hasattr(model, "pruning_gates"):
             raise ValueError("the model already has pruning gates attached")
@@ -153,9 +154,12 @@ class UpstreamGates(nn.Module):
         last_gate = self.gate("conv_channels", last)
         if last_gate is not None:
             model.layer_norm = GatedFeatureLayerNorm.wrap(model.layer_norm, last_gate)
+        wavlm = self.arch.model_type == "wavlm"
         for i, layer in enumerate(model.encoder.layers):
             head_gate, attention_gate = self.gate("heads", i), self.gate("attention", i)
-            if head_gate is not None or attention_gate is not None:
+            if wavlm:  # every layer: the shared position bias passes between ours in its own layout
+                layer.self_attn = WavLMSelfAttention.replace(layer.self_attn, head_gate, attention_gate, list(self.arch.kept_heads(i)))
+            elif head_gate is not None or attention_gate is not None:
                 layer.self_attn = MultiheadSelfAttention.replace(layer.self_attn, head_gate, attention_gate)
             unit_gate, ffn_gate = self.gate("ffn_units", i), self.gate("ffn", i)
             if unit_gate is not None or ffn_gate is not None:
@@ -199,7 +203,7 @@ class UpstreamGates(nn.Module):
 def _check_model(model: nn.Module, arch: UpstreamArch) -> None:
     for attr in ("feature_extractor", "encoder", "layer_norm"):
         if not hasattr(model, attr):
-            raise TypeError(f"{type(model).__name__} is not an S3PRL wav2vec2/HuBERT model (no .{attr})")
+            raise TypeError(f"{type(model).__name__} is not an S3PRL wav2vec2/HuBERT/WavLM model (no .{attr})")
     if len(model.feature_extractor.conv_layers) != len(arch.conv_channels):
         raise ValueError("the model's conv layers do not match the architecture")
     if len(model.encoder.layers) != arch.num_layers:

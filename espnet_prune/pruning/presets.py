@@ -1,8 +1,9 @@
-"""Random-init wav2vec2/HuBERT checkpoints in S3PRL's converted format.
+"""Random-init wav2vec2/HuBERT/WavLM checkpoints in the formats S3PRL reads.
 
 No pretrained weights can be downloaded here, so tests, benchmarks and the synthetic recipes
 build their upstreams from these presets; the files are exactly what S3PRL's
-``wav2vec2_local`` / ``hubert_local`` loaders read.
+``wav2vec2_local`` / ``hubert_local`` (its converted format) and ``wavlm_local`` (microsoft/unilm's
+WavLM format) loaders read.
 """
 
 from __future__ import annotations
@@ -63,12 +64,15 @@ PRESETS: dict[str, dict[str, Any]] = {
 # with 6 layers and a 4x FFN, so that pruning has redundancy to remove, conditioned the same
 # way; masks of 5 frames (100 ms) since the synthetic utterances are 2-4 s long
 PRESETS["ssl"] = {**PRESETS["small"], "encoder_layers": 6, "encoder_ffn_embed_dim": 768, "mask_length": 5, "mask_prob": 0.8}
+# WavLM adds to a preset the gated relative position bias of WavLM Base+ (WavLM-Base+.pt)
+WAVLM_REL_POS = dict(relative_position_embedding=True, num_buckets=320, max_distance=800, gru_rel_pos=True)
 
 
 def make_checkpoint(
     arch: str, preset: str, seed: int, num_classes: int | None = None, **overrides: Any
 ) -> dict[str, Any]:
-    """A random-init dense checkpoint dict (S3PRL converted format) for ``arch`` in {wav2vec2, hubert}.
+    """A random-init dense checkpoint dict for ``arch`` in {wav2vec2, hubert, wavlm}: S3PRL's converted
+    format, or unilm's ``{"cfg", "model"}`` for WavLM.
 
     ``num_classes`` (HuBERT only) sizes the pretraining head: the number of k-means clusters its
     labels take (default: 504 for "base", as hubert_base_ls960, 16 otherwise).
@@ -100,8 +104,16 @@ def make_checkpoint(
         symbols = [[str(i) for i in range(num_classes)]]
         model = HubertModel(HubertConfig(**model_cfg), HubertPretrainingConfig(**task_cfg), symbols)
         ckpt = {"task_cfg": task_cfg, "model_cfg": {"_name": "hubert", **model_cfg}, "dictionaries_symbols": symbols}
+    elif arch == "wavlm":
+        from s3prl.upstream.wavlm.WavLM import WavLM, WavLMConfig
+
+        fields = set(vars(WavLMConfig()))
+        cfg = {**WAVLM_REL_POS, **{k: v for k, v in PRESETS[preset].items() if k in fields}, **overrides}
+        _check_overrides(cfg, fields)
+        model_cfg = vars(WavLMConfig(cfg))
+        return {"cfg": dict(model_cfg), "model": WavLM(WavLMConfig(model_cfg)).state_dict()}
     else:
-        raise ValueError(f"unknown arch {arch!r}; choose wav2vec2 or hubert")
+        raise ValueError(f"unknown arch {arch!r}; choose wav2vec2, hubert or wavlm")
     ckpt["model_weight"] = model.state_dict()
     return ckpt
 

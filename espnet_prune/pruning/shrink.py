@@ -16,14 +16,14 @@ import torch
 from torch import nn
 
 from espnet_prune.pruning.arch import UpstreamArch
-from espnet_prune.pruning.modules import MultiheadSelfAttention
+from espnet_prune.pruning.modules import MultiheadSelfAttention, WavLMSelfAttention
 from espnet_prune.pruning.plugin import UpstreamGates
 
 
 def apply_arch_(model: nn.Module, arch: UpstreamArch) -> None:
     """Replace the prunable modules of ``model`` by (uninitialised) ones of ``arch``'s shapes.
 
-    ``model`` is an S3PRL Wav2Vec2Model/HubertModel built from the dense config of ``arch``; its
+    ``model`` is an S3PRL Wav2Vec2Model/HubertModel/WavLM built from the dense config of ``arch``; its
     prunable weights must be loaded afterwards (e.g. ``load_state_dict``).
     """
     device = model.layer_norm.weight.device
@@ -45,13 +45,22 @@ def apply_arch_(model: nn.Module, arch: UpstreamArch) -> None:
     if arch.has_feature_projection:
         model.post_extract_proj = nn.Linear(c_in, arch.encoder_dim, device=device)
     d = arch.encoder_dim
-    for layer, heads, units, has_attention, has_ffn in zip(
-        model.encoder.layers, arch.heads, arch.ffn_units, arch.attention, arch.ffn
+    for i, (layer, heads, units, has_attention, has_ffn) in enumerate(
+        zip(model.encoder.layers, arch.heads, arch.ffn_units, arch.attention, arch.ffn)
     ):
         dropout = layer.self_attn.dropout if isinstance(layer.self_attn, MultiheadSelfAttention) else layer.self_attn.dropout_module.p
-        layer.self_attn = MultiheadSelfAttention(
-            d, heads if has_attention else 0, arch.head_dim, dropout, out_bias=has_attention, device=device
-        )
+        heads = heads if has_attention else 0
+        if arch.model_type == "wavlm":
+            layer.self_attn = WavLMSelfAttention(
+                d, heads, arch.head_dim, dropout, out_bias=has_attention, device=device,
+                head_index=list(arch.kept_heads(i)),
+                num_buckets=arch.rel_pos_buckets,
+                max_distance=arch.rel_pos_max_distance,
+                bias_table_heads=arch.rel_pos_heads if i == 0 else 0,
+                gru_rel_pos=arch.gru_rel_pos and has_attention,
+            )
+        else:
+            layer.self_attn = MultiheadSelfAttention(d, heads, arch.head_dim, dropout, out_bias=has_attention, device=device)
         layer.fc1 = nn.Linear(d, units if has_ffn else 0, device=device)
         layer.fc2 = nn.Linear(units if has_ffn else 0, d, bias=has_ffn, device=device)
     model.train(model.training)  # the new modules follow the model's train/eval mode
@@ -98,7 +107,7 @@ def shrink_upstream(model: nn.Module) -> UpstreamArch:
     if dense.has_feature_projection:
         state["post_extract_proj.weight"] = state["post_extract_proj.weight"][:, prev_index]
 
-    heads, ffn_units, attention, ffn = [], [], [], []
+    heads, head_numbers, ffn_units, attention, ffn = [], [], [], [], []
     dh = dense.head_dim
     for i, (n_heads, n_units) in enumerate(zip(dense.heads, dense.ffn_units)):
         prefix = f"encoder.layers.{i}."
@@ -114,10 +123,14 @@ def shrink_upstream(model: nn.Module) -> UpstreamArch:
         out_w = state[prefix + "self_attn.out_proj.weight"][:, inner]
         state[prefix + "self_attn.out_proj.weight"] = out_w * head_scale.repeat_interleave(dh)[None, :] * sub
         if sub[0] == 0:
-            state.pop(prefix + "self_attn.out_proj.bias", None)  # absent if the sublayer was already removed
+            for name in ("out_proj.bias", "grep_linear.weight", "grep_linear.bias", "grep_a"):
+                state.pop(prefix + "self_attn." + name, None)  # absent if the sublayer was already removed
         else:
             state[prefix + "self_attn.out_proj.bias"] = state[prefix + "self_attn.out_proj.bias"] * sub
+            if prefix + "self_attn.grep_a" in state:
+                state[prefix + "self_attn.grep_a"] = state[prefix + "self_attn.grep_a"][:, head_index]
         heads.append(len(head_index))
+        head_numbers.append(tuple(dense.kept_heads(i)[j] for j in head_index.tolist()))
         attention.append(bool(sub[0] > 0))
 
         sub = masks.get(("ffn", i), torch.ones(1) if dense.ffn[i] else torch.zeros(1))
@@ -141,6 +154,7 @@ def shrink_upstream(model: nn.Module) -> UpstreamArch:
         ffn_units=tuple(ffn_units),
         attention=tuple(attention),
         ffn=tuple(ffn),
+        head_index=tuple(head_numbers) if dense.model_type == "wavlm" else (),
     )
     device = model.layer_norm.weight.device
     gates.detach(model)

@@ -25,7 +25,7 @@ from espnet_prune.pruning.shrink import shrink_upstream
 
 
 class _ModelExpert(UpstreamBase):
-    """S3PRL's wav2vec2/HuBERT expert around a model built in memory.
+    """S3PRL's wav2vec2/HuBERT/WavLM expert around a model built in memory.
 
     Like S3PRL's, it returns through hooks the input of every Transformer layer and the
     encoder's output: ``num_layers + 1`` hidden states of shape (B, T, D).
@@ -59,7 +59,7 @@ def _trim_to_shortest(hiddens: list[tuple[str, torch.Tensor]]) -> list[tuple[str
 
 
 class SSLUpstream(S3PRLUpstream):
-    """An ``S3PRLUpstream`` over a wav2vec2/HuBERT model that can be gated, shrunk and saved.
+    """An ``S3PRLUpstream`` over a wav2vec2/HuBERT/WavLM model that can be gated, shrunk and saved.
 
     forward(wavs (B, L), wavs_len (B,)) -> (list of num_layers+1 tensors (B, T, D), list of (B,) lengths)
     """

@@ -35,9 +35,10 @@
 #   --local_data_opts "..."    options for local/data.sh
 #   --token_type bpe|char|word the units the models are trained on (default bpe)
 #   --nbpe N, --bpemode unigram|bpe   sentencepiece vocabulary
-#   --ssl_ckpt PATH            the upstream, wav2vec2/HuBERT in any format: a Hugging Face directory
-#                              (facebook/wav2vec2-base), a fairseq .pt (wav2vec_small.pt), S3PRL's
-#                              converted .pt, an espnet_prune .safetensors
+#   --ssl_ckpt PATH            the upstream, wav2vec2/HuBERT/WavLM in any format: a Hugging Face directory
+#                              (facebook/wav2vec2-base, microsoft/wavlm-base-plus), a fairseq .pt
+#                              (wav2vec_small.pt), unilm's WavLM-Base+.pt, S3PRL's converted .pt, an
+#                              espnet_prune .safetensors
 #   --pretrain_config CONF     stage 3's config (its result becomes --ssl_ckpt)
 #   --pretrain_upstream "..."  make_upstream options of the stand-in's initial model
 #   --pretrain_args "..."      extra asr_train options for stage 3

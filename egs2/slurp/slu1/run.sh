@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# HJ-Pruning of wav2vec2-base / HuBERT-base while fine-tuning for SLU on SLURP (Peng et al., 2023):
+# HJ-Pruning of wav2vec2-base / HuBERT-base / WavLM Base+ while fine-tuning for SLU on SLURP (Peng et al., 2023):
 # intent head + slurp_entity decoding, scored with SLURP's metrics (intent accuracy, SLU-F1).
 #
 #   ./run.sh --slurp_root /data/slurp --ssl_ckpt models/wav2vec2-base [--ngpu 1]
 #   ./run.sh ... --pruning_sweep "trf_only:0.3 size:0.3 mac:0.3 mac:0.5"
 #
 # --slurp_root: the folder with dataset/slurp/{train,devel,test,train_synthetic}.jsonl and
-# audio/slurp_real, audio/slurp_synth. --ssl_ckpt: wav2vec2-base or HuBERT-base in any format
+# audio/slurp_real, audio/slurp_synth. --ssl_ckpt: wav2vec2-base, HuBERT-base or WavLM Base+ in any format
 # espnet_prune reads: a Hugging Face directory, e.g. from
 #   huggingface-cli download facebook/wav2vec2-base --include "*.json" "*.bin" "*.safetensors" --local-dir models/wav2vec2-base
 #   huggingface-cli download facebook/hubert-base-ls960 --include "*.json" "*.bin" "*.safetensors" --local-dir models/hubert-base-ls960
-# a fairseq checkpoint (wav2vec_small.pt, hubert_base_ls960.pt), S3PRL's converted .pt or an
+#   huggingface-cli download microsoft/wavlm-base-plus --include "*.json" "*.bin" "*.safetensors" --local-dir models/wavlm-base-plus
+# a fairseq checkpoint (wav2vec_small.pt, hubert_base_ls960.pt), unilm's WavLM-Base+.pt, S3PRL's converted .pt or an
 # espnet_prune .safetensors. Every other option goes to asr.sh (see ./asr.sh --help).
 set -euo pipefail
 
