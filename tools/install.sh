@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Idempotent set-up of tools/venv (see ../shared/STACK.md for why the steps are as they are).
 # Re-running it when everything is in place only re-checks the imports (a few seconds).
+# Every package is pinned by tools/constraints.txt (the versions this commit was tested with);
+# `make upgrade-lock` regenerates it from the newest versions. pip's output goes to
+# tools/install.log, one line per step to the screen.
+#   ESPNET_PRUNE_VENV=DIR   install there instead of tools/venv
+#   ESPNET_PRUNE_UNLOCKED=1 ignore tools/constraints.txt (only torch/torchaudio pinned)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-venv=${root}/tools/venv
+venv=${ESPNET_PRUNE_VENV:-${root}/tools/venv}
 py=${venv}/bin/python
 stamp=${venv}/.espnet_prune_installed
+logfile=${root}/tools/install.log
 
 log() { echo "[install $(date '+%H:%M:%S')] $*"; }
 
@@ -44,18 +50,30 @@ if [ -f "${stamp}" ] && check_imports; then
 fi
 
 [ -x "${py}" ] || { log "creating ${venv}"; python3 -m venv "${venv}"; }
-pip=("${py}" -m pip install -q --disable-pip-version-check)
+: >"${logfile}"
+log "pip's output: ${logfile}"
+pip_install() {
+    "${py}" -m pip install --disable-pip-version-check "$@" >>"${logfile}" 2>&1 || {
+        log "ERROR: pip install failed; the end of ${logfile}:"
+        tail -n 20 "${logfile}" >&2
+        exit 1
+    }
+}
+pip=(pip_install)
 
 cons=$(mktemp); trap 'rm -f "${cons}"' EXIT
 printf 'torch==2.11.0\ntorchaudio==2.11.0\n' >"${cons}"
+if [ "${ESPNET_PRUNE_UNLOCKED:-0}" != 1 ]; then
+    cat "${root}/tools/constraints.txt" >>"${cons}"
+fi
 
 log "torch 2.11.0 + torchaudio 2.11.0"
-"${pip[@]}" torch==2.11.0 torchaudio==2.11.0
+"${pip[@]}" -c "${cons}" torch==2.11.0 torchaudio==2.11.0
 # espnet pins setuptools<74 while torch 2.11 needs >=77: its resolver cannot finish, so
 # espnet goes in without dependencies and its runtime needs come from the list below.
 log "espnet 202511 + espnet-s3prl (no deps)"
 # ci_sdr and fast_bss_eval: espnet2.bin.asr_inference imports them (through the enhancement models)
-"${pip[@]}" --no-deps espnet==202511 espnet-s3prl==2026.5.14 ci_sdr fast_bss_eval
+"${pip[@]}" -c "${cons}" --no-deps espnet==202511 espnet-s3prl==2026.5.14 ci_sdr fast_bss_eval
 log "runtime dependencies"
 "${pip[@]}" -c "${cons}" "setuptools>=77,<82" packaging configargparse typeguard humanfriendly \
     scipy filelock "librosa>=0.10.2" PyYAML soundfile h5py kaldiio torch_complex nltk protobuf \
