@@ -12,8 +12,10 @@ demo: install
 selfcheck: install
 	bash tools/selfcheck.sh
 
+# two workers (the machine has 2 cores), each test file on one of them: a file's module fixtures
+# (a whole recipe run) are made once; one thread per process
 test: install
-	$(PY) -m pytest -q tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile tests
 
 bench: install
 	$(PY) benchmarks/shrink_speed.py

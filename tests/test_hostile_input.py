@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -278,3 +279,13 @@ def test_slurp_cli_exit_status_and_skip_bad(slurp: Path, tmp_path: Path, caplog:
         assert prep_slurp.main([*argv, "--skip-bad"]) == 0
     assert "skipped 1 bad input(s)" in caplog.text
     assert validate_data_dir(tmp_path / "data" / "devel", ["entities", "intent", "recording", "slurp_id", "transcript"]) == 2
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [(["--demo", "yes"], "--demo takes true or false"), (["--ci", "true", "--demo", "true"], "--ci and --demo are exclusive")],
+)
+def test_recipe_mode_flags_are_checked_before_anything_runs(tmp_path, args, words):
+    recipe = Path(__file__).resolve().parents[1] / "egs2" / "synth_librispeech" / "asr1"
+    done = subprocess.run(["./run.sh", *args], cwd=recipe, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and words in done.stderr

@@ -51,6 +51,8 @@ def test_every_stage_runs(recipe):
     for n in range(1, 11):
         assert re.search(rf"Stage {n} done in \d+ s", log), f"stage {n}"
     assert "Successfully finished" in log
+    # no network attempt or notice from ESPnet's imports (g2p_en's NLTK download, flash-attn)
+    assert "nltk_data" not in log and "Flash Attention" not in log
 
 
 def test_stand_in_upstream_is_an_s3prl_checkpoint(recipe):

@@ -37,7 +37,7 @@ install_debian_tools() {
 check_imports() {
     "${py}" - <<'PY' >/dev/null 2>&1
 import torch, torchaudio, espnet2.tasks.asr, s3prl.nn, sentencepiece, kaldiio, jiwer, yaml
-import safetensors, soundfile, hypothesis, pytest, matplotlib, tensorboard, sklearn, espnet_prune
+import safetensors, soundfile, hypothesis, pytest, xdist, matplotlib, tensorboard, sklearn, espnet_prune
 import espnet2.bin.asr_inference
 PY
 }
@@ -79,7 +79,7 @@ log "runtime dependencies"
     scipy filelock "librosa>=0.10.2" PyYAML soundfile h5py kaldiio torch_complex nltk protobuf \
     opt-einsum sentencepiece editdistance "importlib-metadata<5.0" jiwer einops hydra-core tqdm \
     omegaconf requests transformers g2p_en jamo espnet_tts_frontend matplotlib \
-    safetensors hypothesis pytest tensorboard scikit-learn
+    safetensors hypothesis pytest pytest-xdist tensorboard scikit-learn
 log "espnet_prune (editable)"
 "${pip[@]}" --no-build-isolation --no-deps -e "${root}"
 

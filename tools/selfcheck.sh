@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The main job until the ASR recipe lands: HJ-Pruning-MAC on a tiny wav2vec2 learning a synthetic
-# task (prints the per-layer table of what remains), then the checkpoint tools on a random pruning.
+# `make selfcheck` (about a minute): HJ-Pruning-MAC on a tiny wav2vec2 learning a synthetic task
+# (prints the per-layer table of what remains), then the checkpoint tools on a random pruning.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 py=${root}/tools/venv/bin/python
-out=${1:-${root}/demo}
+out=${1:-${root}/demo/selfcheck}
 mkdir -p "${out}"
 export PYTHONWARNINGS=ignore
 "${py}" -m espnet_prune.bin.prune_selfcheck --method mac --target 0.5

@@ -191,6 +191,14 @@ class MultiheadSelfAttention(nn.Module):
     ) -> tuple[torch.Tensor, None]:
         if attn_mask is not None:
             raise NotImplementedError("wav2vec2/HuBERT encoders attend without an attn_mask")
+        mask = None
+        if key_padding_mask is not None:  # True marks padding; SDPA wants True where attending
+            mask = ~key_padding_mask.bool()[:, None, None, :]
+        return self._attend(query, mask), None
+
+    def _attend(self, query: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """Gated self-attention of query (T, B, D) -> (T, B, D); ``mask`` is SDPA's ``attn_mask``
+        (boolean, True where attending, or additive), broadcast to (B, H, T, T)."""
         tgt_len, bsz, _ = query.shape
         if self.num_heads == 0:
             context = query.new_zeros(tgt_len, bsz, 0)
@@ -198,9 +206,6 @@ class MultiheadSelfAttention(nn.Module):
             def heads(x: torch.Tensor) -> torch.Tensor:  # (T, B, H*dh) -> (B, H, T, dh)
                 return x.view(tgt_len, bsz, self.num_heads, self.head_dim).permute(1, 2, 0, 3)
 
-            mask = None
-            if key_padding_mask is not None:  # True marks padding; SDPA wants True where attending
-                mask = ~key_padding_mask.bool()[:, None, None, :]
             context = F.scaled_dot_product_attention(
                 heads(self.q_proj(query)),
                 heads(self.k_proj(query)),
@@ -211,7 +216,7 @@ class MultiheadSelfAttention(nn.Module):
             context = self._gate_heads(context).permute(2, 0, 1, 3).reshape(tgt_len, bsz, self.num_heads * self.head_dim)
         out = self.out_proj(context)
         sublayer = _mask(self.sublayer_gate, out)
-        return (out * sublayer if sublayer is not None else out), None
+        return out * sublayer if sublayer is not None else out
 
 
 def relative_position_buckets(length: int, num_buckets: int, max_distance: int, device: torch.device) -> torch.Tensor:
@@ -326,27 +331,13 @@ class WavLMSelfAttention(MultiheadSelfAttention):
     ) -> tuple[torch.Tensor, None, Optional[torch.Tensor]]:
         if attn_mask is not None:
             raise NotImplementedError("WavLM encoders attend without an attn_mask")
-        tgt_len, bsz, _ = query.shape
         if position_bias is None and self.relative_attention_bias is not None:
-            buckets = relative_position_buckets(tgt_len, self.num_buckets, self.max_distance, query.device)
+            buckets = relative_position_buckets(query.shape[0], self.num_buckets, self.max_distance, query.device)
             position_bias = self.relative_attention_bias(buckets).permute(2, 0, 1)
         if self.num_heads == 0 or position_bias is None:
             out, _ = super().forward(query, key_padding_mask=key_padding_mask)
             return out, None, position_bias
-
-        def heads(x: torch.Tensor) -> torch.Tensor:  # (T, B, H*dh) -> (B, H, T, dh)
-            return x.view(tgt_len, bsz, self.num_heads, self.head_dim).permute(1, 2, 0, 3)
-
         mask = self._rel_pos_bias(query, position_bias).to(query.dtype)
         if key_padding_mask is not None:
             mask = mask.masked_fill(key_padding_mask.bool()[:, None, None, :], float("-inf"))
-        context = F.scaled_dot_product_attention(
-            heads(self.q_proj(query)),
-            heads(self.k_proj(query)),
-            heads(self.v_proj(query)),
-            attn_mask=mask,
-            dropout_p=self.dropout if self.training else 0.0,
-        )
-        out = self.out_proj(self._gate_heads(context).permute(2, 0, 1, 3).reshape(tgt_len, bsz, -1))
-        sublayer = _mask(self.sublayer_gate, out)
-        return (out * sublayer if sublayer is not None else out), None, position_bias
+        return self._attend(query, mask), None, position_bias

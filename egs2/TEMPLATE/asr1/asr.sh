@@ -204,7 +204,7 @@ token_list() {
     shift 3
     [ -f "${out}" ] && return
     mkdir -p "$(dirname "${out}")"
-    ${python} -m espnet2.bin.tokenize_text --token_type "${type}" --input "${datadir}/${train_set}/${text}" \
+    ${python} -m espnet_prune.bin.espnet espnet2.bin.tokenize_text --token_type "${type}" --input "${datadir}/${train_set}/${text}" \
         --output "${out}.tmp" --field 2- --write_vocabulary true \
         --add_symbol '<blank>:0' --add_symbol '<unk>:1' --add_symbol '<sos/eos>:-1' "$@"
     mv "${out}.tmp" "${out}"
@@ -318,7 +318,7 @@ lm_train() {
     local out=$1 logfile=$2
     shift 2
     # shellcheck disable=SC2086
-    ${python} -m espnet2.bin.lm_train --config "${lm_config}" --ngpu "${ngpu}" --num_workers 1 ${token_args} \
+    ${python} -m espnet_prune.bin.espnet espnet2.bin.lm_train --config "${lm_config}" --ngpu "${ngpu}" --num_workers 1 ${token_args} \
         --train_data_path_and_name_and_type "${datadir}/${train_set}/${target_name},text,text" \
         --valid_data_path_and_name_and_type "${datadir}/${valid_set}/${target_name},text,text" \
         --output_dir "${out}" "$@" > "${logfile}" 2>&1 || { log "Error: see ${logfile}"; exit 1; }

@@ -5,22 +5,27 @@
 # shrink, decode (with the LM), score.
 #
 #   ./run.sh                 everything, then RESULTS.md
+#   ./run.sh --demo true     the same with the shipped stand-in (pretrained/ctc_standin.safetensors,
+#                            which stage 3 of a full run made) instead of stage 3: `make demo`
 #   ./run.sh --ci true       a reduced run of every stage (a few minutes; CI runs it)
 #   ./run.sh --stage 6 --stop_stage 10  any asr.sh option (see ./asr.sh --help)
 set -euo pipefail
 
 ci=false
+demo=false
 args=()
 while [ $# -gt 0 ]; do
-    if [ "$1" = --ci ]; then
-        [ $# -ge 2 ] || { echo "$0: --ci needs true or false" >&2; exit 2; }
-        ci=$2
+    if [ "$1" = --ci ] || [ "$1" = --demo ]; then
+        [ $# -ge 2 ] && { [ "$2" = true ] || [ "$2" = false ]; } || { echo "$0: $1 takes true or false" >&2; exit 2; }
+        if [ "$1" = --ci ]; then ci=$2; else demo=$2; fi
         shift 2
     else
         args+=("$1")
         shift
     fi
 done
+[ "${ci}" = true ] && [ "${demo}" = true ] && { echo "$0: --ci and --demo are exclusive" >&2; exit 2; }
+pretrain_config=conf/pretrain.yaml
 
 if [ "${ci}" = true ]; then
     # every stage on a small corpus with a few dozen steps: checks the plumbing, not the accuracy
@@ -31,7 +36,7 @@ if [ "${ci}" = true ]; then
     inference_config=conf/decode_asr_ci.yaml
     results=RESULTS_ci.md
     dirs="--datadir data_ci --expdir exp_ci"
-elif [ "${ci}" = false ]; then
+else
     size=small
     pretrain_args=
     lm_args=
@@ -39,9 +44,12 @@ elif [ "${ci}" = false ]; then
     inference_config=conf/decode_asr.yaml
     results=RESULTS.md
     dirs=
-else
-    echo "$0: --ci takes true or false, not '${ci}'" >&2
-    exit 2
+    if [ "${demo}" = true ]; then
+        # the stand-in ships (see pretrained/README.md), so stage 3 has nothing to do
+        pretrain_config=
+        dirs="--expdir exp_demo --ssl_ckpt pretrained/ctc_standin.safetensors"
+        results=RESULTS_demo.md
+    fi
 fi
 
 # shellcheck disable=SC2086
@@ -51,7 +59,7 @@ fi
     --test_sets test_clean \
     --local_data_opts "--size ${size}" \
     --token_type char \
-    --pretrain_config conf/pretrain.yaml \
+    --pretrain_config "${pretrain_config}" \
     --pretrain_args "${pretrain_args}" \
     --lm_config conf/train_lm.yaml \
     --lm_args "${lm_args}" \
