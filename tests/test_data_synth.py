@@ -284,3 +284,19 @@ def test_marker_records_what_was_made(librispeech_corpus: Path) -> None:
     assert (marker["layout"], marker["seed"], marker["size"]) == ("librispeech", 7, "tiny")
     assert marker["utterances"] == {"train-clean-100": 24, "dev-clean": 6, "test-clean": 6, "train-clean-360": 10}
     assert marker["espeak_ng"].startswith("eSpeak NG")
+
+
+def test_without_the_pretraining_split_the_other_subsets_are_the_same_bytes(librispeech_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "labelled"
+    argv = "--layout librispeech --seed 7 --size tiny --nj 2 --no_progress --no_pretraining_split".split()
+    assert synth_corpus.main([*argv, "--out", str(out)]) == 0
+    audio = {k: v for k, v in _digests(out).items() if k.endswith(".flac")}
+    full = _digests(librispeech_corpus)
+    assert audio and all(full[k] == v for k, v in audio.items())
+    assert not any("train-clean-360" in k for k in _digests(out))
+    assert {k for k in full if k.endswith(".flac") and "train-clean-360" not in k} == set(audio)
+    marker = json.loads((out / synth.MARKER_FILE).read_text())
+    assert marker["pretraining_split"] is False and "train-clean-360" not in marker["utterances"]
+    assert synth_corpus.main([*argv, "--out", str(out)]) == 0  # the same request: nothing to do
+    with pytest.raises(SynthOutputExistsError, match="not the requested corpus"):
+        synthesize_corpus(LIBRISPEECH_TINY, out, progress=False)  # with the split: another corpus

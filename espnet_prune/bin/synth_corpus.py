@@ -39,13 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--nj", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)"
     )
     parser.add_argument("--no_progress", "--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no_pretraining_split",
+        action="store_true",
+        help="librispeech: leave out train-clean-360, the unlabelled pretraining audio (the other subsets are the same bytes)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     configure_logging()
-    request = SynthRequest(args.layout, args.seed, args.size)
+    if args.no_pretraining_split and args.layout != "librispeech":
+        parser.error("--no_pretraining_split is for --layout librispeech")
+    request = SynthRequest(args.layout, args.seed, args.size, not args.no_pretraining_split)
     try:
         synthesize_corpus(request, args.out, args.nj, progress=not args.no_progress)
     except SynthOutputExistsError as error:

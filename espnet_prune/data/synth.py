@@ -54,11 +54,14 @@ class SynthOutputExistsError(FileExistsError):
 
 @dataclass(frozen=True)
 class SynthRequest:
-    """What corpus to make."""
+    """What corpus to make. ``pretraining_split`` (LibriSpeech layout): also train-clean-360, the
+    unlabelled audio of self-supervised pretraining; drawn last, so leaving it out leaves every
+    other subset's bytes as they are."""
 
     layout: str
     seed: int
     size: str
+    pretraining_split: bool = True
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,8 @@ def _read_marker(out: Path) -> tuple[SynthRequest | None, int | None]:
     """The request and generator version recorded in `out`'s marker (None, None without one)."""
     try:
         marker = json.loads((out / MARKER_FILE).read_text(encoding="utf-8"))
-        return SynthRequest(marker["layout"], marker["seed"], marker["size"]), marker["generator_version"]
+        request = SynthRequest(marker["layout"], marker["seed"], marker["size"], marker.get("pretraining_split", True))
+        return request, marker["generator_version"]
     except (OSError, ValueError, KeyError, TypeError):
         return None, None
 
@@ -246,7 +250,7 @@ def write_librispeech(root: Path, request: SynthRequest, workers: int, progress:
     """Write `<root>/LibriSpeech/...` as the real corpus lays it out; return a summary."""
     rng = corpus_rng(request)
     corpus = root / librispeech.CORPUS_DIR
-    plans = LIBRISPEECH_PLANS[request.size]
+    plans = [p for p in LIBRISPEECH_PLANS[request.size] if request.pretraining_split or p.subset != "train-clean-360"]
     taken: set[Voice] = set()
     speaker_id = _distinct_integers(rng, 14, 9000)
     chapter_id = _distinct_integers(rng, 1000, 200000)

@@ -17,9 +17,11 @@ nj=$(nproc)
 . ./path.sh
 . utils/parse_options.sh
 
-corpus=downloads/synth_${size}_seed${seed}
+# without train-clean-360 (the unlabelled audio only local/pretrain_hubert.sh uses): the same bytes
+# for the other subsets, in a third of the time
+corpus=downloads/synth_${size}_seed${seed}_labelled
 # synth_corpus writes the corpus beside its final place and renames it; a finished one is kept
-${python} -m espnet_prune.bin.synth_corpus --layout librispeech --out "${corpus}" --seed "${seed}" \
+${python} -m espnet_prune.bin.synth_corpus --layout librispeech --no_pretraining_split --out "${corpus}" --seed "${seed}" \
     --size "${size}" --nj "${nj}"
 # prep_librispeech replaces each data directory in one step
 ${python} -m espnet_prune.bin.prep_librispeech --root "${corpus}" --out "${out}" \
