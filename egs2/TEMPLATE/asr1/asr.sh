@@ -48,6 +48,7 @@
 #   --lm_config CONF           stage 5's config (ESPnet's lm_train); its weight is lm_weight in
 #                              --inference_config
 #   --lm_args "..."            extra lm_train options for stage 5
+#   --lm_exp DIR               a trained LM (DIR/config.yaml, DIR/valid.loss.ave.pth) instead of stage 5
 #   --train_args "..."         extra asr_train options for stage 6 (e.g. --max_epoch 1)
 #   --inference_config CONF    Speech2Text options (beam_size, ctc_weight, ...)
 #   --inference_model NAME     which checkpoint to decode (default valid.acc.ave.pth)
@@ -82,6 +83,7 @@ asr_configs=
 pruning_sweep=
 lm_config=
 lm_args=
+lm_exp=
 train_args=
 inference_config=conf/decode_asr.yaml
 inference_model=valid.acc.ave.pth
@@ -125,7 +127,10 @@ if [ "${task}" = slu ]; then
 fi
 stats_dir=${expdir}/${task}_stats_${token_tag}
 lm_stats_dir=${expdir}/lm_stats_${token_tag}
-lm_dir=${expdir}/lm_$(basename "${lm_config:-none}" .yaml)_${token_tag}
+lm_dir=${lm_exp:-${expdir}/lm_$(basename "${lm_config:-none}" .yaml)_${token_tag}}
+if [ -n "${lm_exp}" ] && [ -n "${lm_config}" ]; then
+    log "Error: give --lm_config (train an LM) or --lm_exp (use one), not both"; exit 2
+fi
 pretrain_dir=${expdir}/pretrain
 if [ -n "${pretrain_config}" ] && [ -z "${ssl_ckpt}" ]; then
     ssl_ckpt=${pretrain_dir}/upstream.pt
@@ -376,7 +381,10 @@ fi
 
 inference_tag=$(basename "${inference_config}" .yaml)
 lm_decode_args=
-if [ -n "${lm_config}" ]; then
+if [ -n "${lm_config}" ] || [ -n "${lm_exp}" ]; then
+    for f in config.yaml valid.loss.ave.pth; do
+        [ -f "${lm_dir}/${f}" ] || ! run_stage 8 || { log "Error: no ${lm_dir}/${f}"; exit 1; }
+    done
     inference_tag=${inference_tag}_$(basename "${lm_dir}")
     lm_decode_args="--lm_train_config ${lm_dir}/config.yaml --lm_file ${lm_dir}/valid.loss.ave.pth"
 fi

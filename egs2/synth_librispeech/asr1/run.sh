@@ -5,8 +5,8 @@
 # shrink, decode (with the LM), score.
 #
 #   ./run.sh                 everything, then RESULTS.md
-#   ./run.sh --demo true     the same with the shipped stand-in (pretrained/ctc_standin.safetensors,
-#                            which stage 3 of a full run made) instead of stage 3: `make demo`
+#   ./run.sh --demo true     the same with the shipped stand-in and LM (pretrained/: what stages 3
+#                            and 5 of a full run made) instead of stages 3 and 5: `make demo`
 #   ./run.sh --ci true       a reduced run of every stage (a few minutes; CI runs it)
 #   ./run.sh --stage 6 --stop_stage 10  any asr.sh option (see ./asr.sh --help)
 set -euo pipefail
@@ -26,6 +26,7 @@ while [ $# -gt 0 ]; do
 done
 [ "${ci}" = true ] && [ "${demo}" = true ] && { echo "$0: --ci and --demo are exclusive" >&2; exit 2; }
 pretrain_config=conf/pretrain.yaml
+lm_config=conf/train_lm.yaml
 
 if [ "${ci}" = true ]; then
     # every stage on a small corpus with a few dozen steps: checks the plumbing, not the accuracy
@@ -45,9 +46,10 @@ else
     results=RESULTS.md
     dirs=
     if [ "${demo}" = true ]; then
-        # the stand-in ships (see pretrained/README.md), so stage 3 has nothing to do
+        # the stand-in and the character LM ship (see pretrained/README.md): stages 3 and 5 have nothing to do
         pretrain_config=
-        dirs="--expdir exp_demo --ssl_ckpt pretrained/ctc_standin.safetensors"
+        lm_config=
+        dirs="--expdir exp_demo --ssl_ckpt pretrained/ctc_standin.safetensors --lm_exp pretrained/lm_char"
         results=RESULTS_demo.md
     fi
 fi
@@ -61,7 +63,7 @@ fi
     --token_type char \
     --pretrain_config "${pretrain_config}" \
     --pretrain_args "${pretrain_args}" \
-    --lm_config conf/train_lm.yaml \
+    --lm_config "${lm_config}" \
     --lm_args "${lm_args}" \
     --asr_configs "conf/train_asr_unpruned.yaml conf/train_asr_mac0.5.yaml" \
     --train_args "${train_args}" \
