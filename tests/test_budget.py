@@ -34,7 +34,7 @@ def _counted(objective: PruningObjective) -> dict[str, float]:
     return sparsities(upstream_cost(gates.arch, objective.macs_seconds, gates.final_units()), objective.dense, objective.constraints)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     method=st.sampled_from(sorted(METHODS)),
     target=st.floats(0.05, 0.7),
@@ -51,9 +51,8 @@ def test_counted_cost_lands_on_every_reachable_target(small_arch, method, target
     _randomise(gates, seed, spread)
     objective.eval()
     counted = _counted(objective)
-    gaps = [counted[name] - target for name in objective.constraints]
-    # every budget is met to 0.01; the tightest lands within 0.01 (two coupled costs cannot both be exact)
-    assert min(gaps) >= -0.01 and min(gaps) <= 0.01, counted
+    # two-cost methods too: each of the two budgets within 0.01, although the costs move together
+    assert all(abs(counted[name] - target) <= 0.01 for name in objective.constraints), counted
     assert objective.counted_sparsity() == pytest.approx(counted)
 
 
@@ -83,6 +82,31 @@ def test_a_sublayer_that_would_overshoot_is_passed_over(small_arch):
     objective.eval()
     assert bool(gates.budget_keep()[("ffn", 1)].all())
     assert abs(objective.counted_sparsity()["params"] - 0.05) <= 0.01
+
+
+def test_a_sublayer_is_kept_whole_when_only_coarse_units_could_close_its_gap(tmp_path):
+    """Both FFN sublayers least probable, then a head: taking both sublayers leaves a gap that only a
+    head (3.6 % of the parameters) could close, overshooting; keeping one FFN whole and taking some
+    of its units lands on the target (prune_selfcheck's trf_only 0.3, seed 1, counted 0.321 before)."""
+    from espnet_prune.bin.prune_selfcheck import SELFCHECK_MODEL
+
+    torch.save(make_checkpoint("wav2vec2", "tiny", seed=0, **SELFCHECK_MODEL), tmp_path / "tiny.pt")
+    arch = read_checkpoint(tmp_path / "tiny.pt").arch
+    dense = upstream_cost(arch, 0.5).params
+    ffn_share = float(arch.ffn_units[0] * (2 * arch.encoder_dim + 1) + arch.encoder_dim) / float(dense)
+    target = 2 * ffn_share + 0.014
+    gates = UpstreamGates(arch, **gate_conf_for("trf_only"))
+    objective = PruningObjective(gates, method="trf_only", target=target, warmup_steps=0, macs_seconds=0.5)
+    with torch.no_grad():
+        for _, gate in gates.gate_items():
+            gate.log_alpha.fill_(3.0)
+        gates.ffn["0"].log_alpha.fill_(-3.0)
+        gates.ffn["1"].log_alpha.fill_(-3.0)
+        gates.heads["1"].log_alpha[0] = 0.0
+    objective.eval()
+    keep = gates.budget_keep()
+    assert abs(objective.counted_sparsity()["params"] - target) <= 0.01
+    assert int(keep[("ffn", 0)].sum()) + int(keep[("ffn", 1)].sum()) == 1
 
 
 def test_min_keep_holds(small_arch):

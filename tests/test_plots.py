@@ -39,15 +39,16 @@ def test_tradeoff_plot_skips_missing_scores(tmp_path):
 
 
 def test_results_show_the_plots(tmp_path):
+    summary = {**_summary(), "budget": {"expected": {"macs": 0.4987}}}
     results = [
         ModelResult("asr_a", "unpruned", None, None, {"test": {"WER": 10.0}}, 1.4, 2.9, 0.1, 0.02, 3.0, None),
-        ModelResult("asr_b", "mac", 0.5, {"macs": 0.5031}, {"test": {"WER": 11.0}}, 0.9, 1.5, 0.07, 0.011, 3.2, _summary()),
+        ModelResult("asr_b", "mac", 0.5, {"macs": 0.5031}, {"test": {"WER": 11.0}}, 0.9, 1.5, 0.07, 0.011, 3.2, summary),
     ]
     paths = write_plots(results, ["test"], tmp_path / "plots")
     assert sorted(p.name for p in paths) == ["layers_asr_b.png", "wer_vs_gmacs_test.png"]
     text = results_markdown("R", results, ["test"], "decode_asr", ["plots/wer_vs_gmacs_test.png"])
-    assert "| asr_b | mac | 0.50 | 0.503 | 11.0 | 0.90 | 1.50 | 0.0110 | 0.0700 | 3.2 |" in text
-    assert "| asr_a | unpruned | - | - | 10.0 |" in text
+    assert "| asr_b | mac | 0.50 | 0.499 | 0.503 | 11.0 | 0.90 | 1.50 | 0.0110 | 0.0700 | 3.2 |" in text
+    assert "| asr_a | unpruned | - | - | - | 10.0 |" in text
     assert "![wer_vs_gmacs_test](plots/wer_vs_gmacs_test.png)" in text
 
 

@@ -3,8 +3,9 @@
     python -m espnet_prune.bin.asr_results --exp_dirs exp/asr_a exp/asr_b \\
         --inference_tag decode_decode_asr --test_sets test_clean --out RESULTS.md
 
-Per model: the pruning method and target, the counted sparsity of the shrunk upstream (per cost
-the method constrains, at the config's ``macs_seconds``), the scores per test set (``--task asr``: WER from
+Per model: the pruning method and target, the expected sparsity the gates ended training with
+(pruning_summary.json) and the counted sparsity of the shrunk upstream (per cost the method
+constrains, at the config's ``macs_seconds``), the scores per test set (``--task asr``: WER from
 sclite's ``score_wer/result.txt``; ``--task slu``: intent accuracy, SLU-F1 and transcript WER from
 score_slurp's ``score_slu/``), the upstream's parameters and GMACs for a 10 s input (the shrunk
 upstream for a pruned model), the real-time factor of decoding (one thread per process) and the
@@ -226,9 +227,14 @@ def results_markdown(
     def sparsity(counted: Optional[dict[str, float]]) -> str:
         return "-" if counted is None else " / ".join(f"{v:.3f}" for v in counted.values())
 
-    header = ["model", "method", "target", "counted sparsity", *[f"{c} {d}" for d, c in columns], "params (M)", "GMACs (10 s)", "upstream RTF", "decode RTF", "train (min)"]
+    def expected(summary: Optional[dict]) -> str:
+        """The gates' expected sparsity at the end of training (what the controller held)."""
+        budget = (summary or {}).get("budget")
+        return "-" if not budget else sparsity(budget["expected"])
+
+    header = ["model", "method", "target", "expected sparsity", "counted sparsity", *[f"{c} {d}" for d, c in columns], "params (M)", "GMACs (10 s)", "upstream RTF", "decode RTF", "train (min)"]
     rows = [
-        [r.name, r.method, num(r.target, ".2f"), sparsity(r.counted), *[num(r.scores[d][c], ".1f") for d, c in columns],
+        [r.name, r.method, num(r.target, ".2f"), expected(r.summary), sparsity(r.counted), *[num(r.scores[d][c], ".1f") for d, c in columns],
          f"{r.params_m:.2f}", f"{r.gmacs:.2f}", num(r.upstream_rtf, ".4f"), num(r.rtf, ".4f"), num(r.train_minutes, ".1f")]
         for r in results
     ]  # fmt: skip

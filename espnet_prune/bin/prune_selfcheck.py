@@ -57,7 +57,7 @@ def tone_batch(batch: int, seconds: float, generator: torch.Generator) -> tuple[
 
 
 def train(
-    method: str, target: float, steps: int, seed: int, batch: int = 4, seconds: float = 0.5
+    method: str, target: float, steps: int, seed: int, batch: int = 4, seconds: float = 0.5, damping: float = 100.0
 ) -> tuple[SSLUpstream, PruningObjective, list[float], list[dict[str, float]]]:
     """Train the tiny upstream on the tone task with the pruning objective.
 
@@ -73,7 +73,8 @@ def train(
         upstream = load_upstream(path)
     gates = upstream.attach_gates(**gate_conf_for(method))
     objective = PruningObjective(
-        gates, method=method, target=target, warmup_steps=int(0.3 * steps), macs_seconds=seconds, reg_lr=0.1
+        gates, method=method, target=target, warmup_steps=int(0.3 * steps), macs_seconds=seconds, reg_lr=0.1,
+        damping=damping,
     )
     head = nn.Linear(upstream.arch.encoder_dim, NUM_CLASSES)
     model = nn.ModuleDict({"upstream": upstream, "head": head, "objective": objective})

@@ -30,7 +30,7 @@ class S3prlPruneFrontend(AbsFrontend):
         upstream_ckpt: any checkpoint ``load_upstream`` reads: S3PRL's converted ``.pt``, a
             fairseq ``.pt``, a Hugging Face transformers directory, an espnet_prune ``.safetensors``.
         pruning_conf: ``method``, ``target``, ``targets``, ``warmup_steps``, ``macs_seconds``,
-            ``reg_lr`` (see :class:`PruningObjective`) and optionally ``gate_conf`` (see
+            ``reg_lr``, ``damping`` (see :class:`PruningObjective`) and optionally ``gate_conf`` (see
             :class:`UpstreamGates`); None trains without pruning.
         multilayer_feature: learnt weighted sum of all hidden states (S3PRL's ``Featurizer``);
             otherwise the hidden state of ``layer``.
