@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from espnet_prune.bin.asr_results import ModelResult, results_markdown, write_plots
+import random
+import statistics
+
+import pytest
+
+from espnet_prune.bin.asr_results import TASKS, ModelResult, group_results, results_markdown, write_plots
 from espnet_prune.plots import plot_layers, plot_tradeoff
 from espnet_prune.pruning.arch import UpstreamArch
 from espnet_prune.pruning.objective import pruning_summary
@@ -44,12 +49,42 @@ def test_results_show_the_plots(tmp_path):
         ModelResult("asr_a", "unpruned", None, None, {"test": {"WER": 10.0}}, 1.4, 2.9, 0.1, 0.02, 3.0, None),
         ModelResult("asr_b", "mac", 0.5, {"macs": 0.5031}, {"test": {"WER": 11.0}}, 0.9, 1.5, 0.07, 0.011, 3.2, summary),
     ]
-    paths = write_plots(results, ["test"], tmp_path / "plots")
+    groups = group_results(results, ["test"], TASKS["asr"])  # no decoded trn files: no p-value
+    paths = write_plots(groups, ["test"], tmp_path / "plots")
     assert sorted(p.name for p in paths) == ["layers_asr_b.png", "wer_vs_gmacs_test.png"]
-    text = results_markdown("R", results, ["test"], "decode_asr", ["plots/wer_vs_gmacs_test.png"])
-    assert "| asr_b | mac | 0.50 | 0.499 | 0.503 | 11.0 | 0.90 | 1.50 | 0.0110 | 0.0700 | 3.2 |" in text
-    assert "| asr_a | unpruned | - | - | - | 10.0 |" in text
+    text = results_markdown("R", groups, ["test"], "decode_asr", ["plots/wer_vs_gmacs_test.png"])
+    assert "| asr_b | mac | 0.50 | 0.499 | 0.503 | 1 | 11.0 | - | - | 0.90 | 1.50 | 0.0110 | 0.0700 | 3.2 |" in text
+    assert "| asr_a | unpruned | - | - | - | 1 | 10.0 | - | - |" in text
     assert "![wer_vs_gmacs_test](plots/wer_vs_gmacs_test.png)" in text
+
+
+def test_seeded_runs_are_one_row_with_mean_sd_and_mapsswe(tmp_path):
+    """Three seeds of two models: mean ± sample sd, and the p-value of the pooled MAPSSWE test."""
+    from espnet_prune.asr.score import score
+
+    words = "the cat sat on a mat and dog ran far".split()
+    rng = random.Random(0)
+    refs = {f"spk{i % 3}-utt{i:02d}": [rng.choice(words) for _ in range(8)] for i in range(40)}
+    ref_path = tmp_path / "text"
+    ref_path.write_text("".join(f"{u} {' '.join(w)}\n" for u, w in refs.items()))
+    results = []
+    for name, method, rate in (("asr_a", "unpruned", 0.02), ("asr_b", "mac", 0.25)):
+        for seed in range(3):
+            decode_dir = tmp_path / f"{name}_seed{seed}" / "decode" / "test"
+            hyp_path = tmp_path / f"hyp_{name}_{seed}"
+            hyp_path.write_text("".join(f"{u} {' '.join(w if rng.random() >= rate else 'zzz' for w in ws)}\n" for u, ws in refs.items()))
+            wer = float(score(ref_path, hyp_path, decode_dir / "score_wer", use_sclite=True).summary["wer"])
+            target, counted = (0.5, {"macs": 0.50 + 0.002 * seed}) if method == "mac" else (None, None)
+            results.append(ModelResult(f"{name}_seed{seed}", method, target, counted, {"test": {"WER": wer}},
+                                       1.0, 1.0, None, None, None, None, {"test": decode_dir}))  # fmt: skip
+    groups = group_results(results, ["test"], TASKS["asr"])
+    assert [g.first.model for g in groups] == ["asr_a", "asr_b"] and [len(g.runs) for g in groups] == [3, 3]
+    wers = [r.scores["test"]["WER"] for r in results[3:]]
+    assert groups[1].score("test", "WER") == pytest.approx((statistics.fmean(wers), statistics.stdev(wers)))
+    assert groups[1].comparisons[("test", "WER")] < 0.001 and groups[0].comparisons == {}
+    text = results_markdown("R", groups, ["test"], "decode")
+    mean, sd = groups[1].score("test", "WER")
+    assert f"| asr_b | mac | 0.50 | - | 0.502 | 3 | {mean:.2f} | {sd:.2f} | <0.001 |" in text
 
 
 def test_training_minutes_add_the_runs_a_resumed_training_logged(tmp_path):

@@ -69,7 +69,13 @@ def test_decoding_writes_head_intents_and_scores_reach_results(recipe):
         metrics = json.loads((decoded / "score_slu" / "metrics.json").read_text())
         assert metrics["n_scored"] == metrics["n_gold"] > 0
         row = next(line for line in results.splitlines() if line.startswith(f"| {model} |"))
-        assert f"| {100 * metrics['intent_accuracy']:.1f} | {100 * metrics['slu_f1']['overall']['f1']:.1f} |" in row
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        # model, method, target, expected and counted sparsity, seeds, then intent acc ± p, SLU-F1 ± Δ
+        assert cells[6:8] == [f"{100 * metrics['intent_accuracy']:.1f}", "-"], row
+        assert cells[9:11] == [f"{100 * metrics['slu_f1']['overall']['f1']:.1f}", "-"], row
+        if model == MODELS[1]:  # the pruned model, tested against the unpruned one
+            assert re.fullmatch(r"<0\.001|[01]\.\d{3}", cells[8]), row
+            assert re.fullmatch(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]", cells[11]), row
     assert "| slu_train_slu_mac0.5 | mac | 0.50 |" in results
     assert (recipe_dir / "exp_ci" / MODELS[1] / "shrunk" / "upstream.safetensors").is_file()
     assert (recipe_dir / "RESULTS_ci_plots" / "intent_acc_vs_gmacs_test.png").is_file()

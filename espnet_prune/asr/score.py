@@ -531,13 +531,18 @@ def python_sclite_report(utterances: Sequence[Utterance], title: str) -> str:
 # sclite itself
 
 
-def find_sclite() -> list[str] | None:
-    """The command that runs sclite (`sclite`, or Debian's `sctk sclite`), or None."""
-    if path := shutil.which("sclite"):
+def find_sctk(tool: str) -> list[str] | None:
+    """The command that runs an sctk tool (``tool`` itself, or Debian's `sctk <tool>`), or None."""
+    if path := shutil.which(tool):
         return [path]
     if path := shutil.which("sctk"):
-        return [path, "sclite"]
+        return [path, tool]
     return None
+
+
+def find_sclite() -> list[str] | None:
+    """The command that runs sclite (`sclite`, or Debian's `sctk sclite`), or None."""
+    return find_sctk("sclite")
 
 
 def run_sclite(sclite: Sequence[str], score_dir: Path) -> str:

@@ -3,7 +3,9 @@
     python -m espnet_prune.bin.asr_results --exp_dirs exp/asr_a exp/asr_b \\
         --inference_tag decode_decode_asr --test_sets test_clean --out RESULTS.md
 
-Per model: the pruning method and target, the expected sparsity the gates ended training with
+Per model (the runs ``<model>_seed<N>`` of ``asr.sh --seeds`` are one model; its scores are the
+mean and sample standard deviation over them, and each WER gets the p-value of NIST's MAPSSWE test
+against the unpruned model, runs paired by seed): the pruning method and target, the expected sparsity the gates ended training with
 (pruning_summary.json) and the counted sparsity of the shrunk upstream (per cost the method
 constrains, at the config's ``macs_seconds``), the scores per test set (``--task asr``: WER from
 sclite's ``score_wer/result.txt``; ``--task slu``: intent accuracy, SLU-F1 and transcript WER from
@@ -25,13 +27,16 @@ import platform
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import yaml
 
 from espnet_prune.asr.score import parse_sclite_summary
+from espnet_prune.asr.significance import mapsswe
+from espnet_prune.slu.significance import bootstrap_f1_difference, mcnemar, paired_items
 from espnet_prune.data.atomic import atomic_file
 from espnet_prune.pruning.checkpoint import read_checkpoint
 from espnet_prune.plots import plot_layers, plot_tradeoff
@@ -46,6 +51,7 @@ _EPOCH_TIME = re.compile(r"epoch results: \[train\].*?time=((?:\d+ hours?, )?(?:
 
 
 Scores = dict[str, Optional[float]]  # column -> value (%), None where not scored
+Comparison = Union[float, tuple[float, float, float]]  # a p-value, or a difference (%) and its 95 % interval
 
 
 def _sclite_wer(result: Path) -> Optional[float]:
@@ -78,10 +84,21 @@ class Task:
     plot_label: str
     plot_name: str
     where: str  # the score files, for the table's caption
+    wer_dir: Callable[[Path], Path]  # decode dir -> the score dir of its WER (ref.trn, hyp.trn)
+    score_dir: Callable[[Path], Path]  # decode dir -> its score dir (SLU: per_recording.jsonl)
 
 
 TASKS = {
-    "asr": Task("ASR", ("WER",), asr_scores, "WER (%)", "wer_vs_gmacs", "WER from sclite's `result.txt` in `{}/score_wer/`"),
+    "asr": Task(
+        "ASR",
+        ("WER",),
+        asr_scores,
+        "WER (%)",
+        "wer_vs_gmacs",
+        "WER from sclite's `result.txt` in `{}/score_wer/`",
+        lambda decode_dir: decode_dir / "score_wer",
+        lambda decode_dir: decode_dir / "score_wer",
+    ),
     "slu": Task(
         "SLU",
         ("intent acc", "SLU-F1", "WER"),
@@ -89,13 +106,15 @@ TASKS = {
         "intent accuracy (%)",
         "intent_acc_vs_gmacs",
         "intent accuracy, SLU-F1 and transcript WER from `{}/score_slu/` (SLURP's definitions)",
+        lambda decode_dir: decode_dir / "score_slu" / "score_wer",
+        lambda decode_dir: decode_dir / "score_slu",
     ),
 }
 
 
 @dataclass
 class ModelResult:
-    name: str
+    name: str  # the model directory's name
     method: str
     target: Optional[float]
     counted: Optional[dict[str, float]]  # sparsity of the shrunk upstream per constrained cost
@@ -106,6 +125,114 @@ class ModelResult:
     upstream_rtf: Optional[float]
     train_minutes: Optional[float]
     summary: Optional[dict]  # pruning_summary.json of the shrunk model
+    decode_dirs: dict[str, Path] = field(default_factory=dict)  # test set -> its decode directory
+
+    @property
+    def model(self) -> str:
+        """The name without the ``_seed<N>`` that ``asr.sh --seeds`` adds: runs of one model share it."""
+        match = _SEED.match(self.name)
+        return match["model"] if match else self.name
+
+    @property
+    def seed(self) -> Optional[int]:
+        match = _SEED.match(self.name)
+        return int(match["seed"]) if match else None
+
+
+_SEED = re.compile(r"^(?P<model>.+)_seed(?P<seed>\d+)$")
+
+
+@dataclass
+class GroupResult:
+    """One model over its seeds: means, sample standard deviations and the test against the baseline."""
+
+    runs: list[ModelResult]
+    comparisons: dict[tuple[str, str], Comparison]  # (test set, column) -> its test against the baseline
+
+    @property
+    def first(self) -> ModelResult:
+        return self.runs[0]
+
+    def mean(self, values: Sequence[Optional[float]]) -> Optional[float]:
+        known = [v for v in values if v is not None]
+        return statistics.fmean(known) if known else None
+
+    def score(self, dset: str, column: str) -> tuple[Optional[float], Optional[float]]:
+        """(mean, sd over seeds; None with one seed) of one score."""
+        values = [r.scores[dset][column] for r in self.runs]
+        known = [v for v in values if v is not None]
+        return self.mean(known), (statistics.stdev(known) if len(known) > 1 else None)
+
+    def sparsity(self, per_run: Callable[[ModelResult], Optional[dict[str, float]]]) -> Optional[dict[str, float]]:
+        values = [per_run(r) for r in self.runs]
+        if any(v is None for v in values):
+            return None
+        return {name: statistics.fmean(v[name] for v in values) for name in values[0]}
+
+
+def _expected_sparsity(run: ModelResult) -> Optional[dict[str, float]]:
+    budget = (run.summary or {}).get("budget")
+    return budget["expected"] if budget else None
+
+
+# per score column: the test against the unpruned model, its column header, and the file of each
+# run's decode dir that it reads (relative to the task's score dir)
+_TESTS = {
+    "WER": ("p (MAPSSWE)", "hyp.trn"),
+    "intent acc": ("p (McNemar)", "per_recording.jsonl"),
+    "SLU-F1": ("Δ [95 % CI]", "per_recording.jsonl"),
+}
+
+
+_TEST_CAPTIONS = {
+    "ASR": "p (MAPSSWE), NIST's matched-pairs sentence-segment word error test (sctk's `sc_stats -t mapsswe`)",
+    "SLU": "p (McNemar), McNemar's exact test of intent accuracy; Δ [95 % CI], SLU-F1 minus the unpruned "
+    "model's with its paired-bootstrap interval (1000 resamples of the recordings); p (MAPSSWE) of the "
+    "transcript WER as for ASR",
+}
+
+
+def _compare(column: str, score_dirs: list[tuple[Path, Path]]) -> Comparison:
+    """The test of ``column`` between the paired runs' score dirs (model, baseline)."""
+    if column == "WER":
+        return mapsswe(score_dirs).p
+    items = paired_items([(a / "per_recording.jsonl", b / "per_recording.jsonl") for a, b in score_dirs])
+    if column == "intent acc":
+        return mcnemar(items)
+    diff, low, high = bootstrap_f1_difference(items)
+    return (100 * diff, 100 * low, 100 * high)
+
+
+def group_results(results: Sequence[ModelResult], test_sets: Sequence[str], task: Task) -> list[GroupResult]:
+    """Runs of one model (``<model>_seed<N>`` directories) grouped, in order of first appearance.
+
+    Each model is compared with the unpruned model (when exactly one model is unpruned), runs paired
+    by seed and pooled over the seeds both have: WER by MAPSSWE
+    (:func:`espnet_prune.asr.significance.mapsswe`), intent accuracy by McNemar's exact test and
+    SLU-F1 by a paired bootstrap interval of the difference (:mod:`espnet_prune.slu.significance`).
+    """
+    groups: dict[str, list[ModelResult]] = {}
+    for r in results:
+        groups.setdefault(r.model, []).append(r)
+    baselines = [runs for runs in groups.values() if runs[0].method == "unpruned"]
+    out = []
+    for runs in groups.values():
+        comparisons: dict[tuple[str, str], Comparison] = {}
+        if len(baselines) == 1 and runs is not baselines[0]:
+            by_seed = {b.seed: b for b in baselines[0]}
+            paired = [(r, by_seed[r.seed]) for r in runs if r.seed in by_seed]
+            for dset in test_sets:
+                decoded = [(r.decode_dirs.get(dset), b.decode_dirs.get(dset)) for r, b in paired]
+                if not paired or any(r is None or b is None for r, b in decoded):
+                    continue
+                for column in task.columns:
+                    where = task.wer_dir if column == "WER" else task.score_dir
+                    dirs = [(where(r), where(b)) for r, b in decoded]
+                    needed = _TESTS[column][1]
+                    if all((d / needed).is_file() for pair in dirs for d in pair):
+                        comparisons[(dset, column)] = _compare(column, dirs)
+        out.append(GroupResult(runs, comparisons))
+    return out
 
 
 def _seconds(text: str) -> float:
@@ -146,8 +273,9 @@ def model_result(exp_dir: Path, inference_tag: str, test_sets: Sequence[str], ta
         counted = sparsities(upstream_cost(arch, seconds), dense, METHODS[pruning["method"]].constraints)
     scores: dict[str, Scores] = {}
     decodes = []
+    decode_dirs = {}
     for dset in test_sets:
-        decode_dir = exp_dir / inference_tag / dset
+        decode_dir = decode_dirs[dset] = exp_dir / inference_tag / dset
         scores[dset] = task.read(decode_dir)
         if (decode_dir / "decode.json").is_file():
             decodes.append(json.loads((decode_dir / "decode.json").read_text()))
@@ -170,6 +298,7 @@ def model_result(exp_dir: Path, inference_tag: str, test_sets: Sequence[str], ta
         summary=json.loads((exp_dir / "shrunk" / "pruning_summary.json").read_text())
         if (exp_dir / "shrunk" / "pruning_summary.json").is_file()
         else None,
+        decode_dirs=decode_dirs,
     )
 
 
@@ -194,50 +323,73 @@ def _environment() -> str:
 
 
 def write_plots(
-    results: Sequence[ModelResult], test_sets: Sequence[str], plots_dir: Path, task: Task = TASKS["asr"]
+    groups: Sequence[GroupResult], test_sets: Sequence[str], plots_dir: Path, task: Task = TASKS["asr"]
 ) -> list[Path]:
-    """The figures of :mod:`espnet_prune.plots` for these results; returns their paths."""
+    """The figures of :mod:`espnet_prune.plots` for these models (means over seeds); returns their paths.
+
+    The layer figure of a model shows its first run (each seed prunes its own units).
+    """
     paths = []
     column = task.columns[0]
     for dset in test_sets:
         path = plots_dir / f"{task.plot_name}_{dset}.png"
-        points = [(r.method, r.gmacs, r.scores[dset][column]) for r in results]
+        points = [(g.first.method, g.mean([r.gmacs for r in g.runs]), g.score(dset, column)[0]) for g in groups]
         plot_tradeoff(points, path, ylabel=task.plot_label, title=dset)
         paths.append(path)
-    for r in results:
-        if r.summary is not None:
-            path = plots_dir / f"layers_{r.name}.png"
-            plot_layers(r.summary, path, title=r.name)
+    for g in groups:
+        if g.first.summary is not None:
+            path = plots_dir / f"layers_{g.first.name}.png"
+            plot_layers(g.first.summary, path, title=g.first.name)
             paths.append(path)
     return paths
 
 
+def _comparison(value: Optional[Comparison]) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, tuple):
+        diff, low, high = value
+        return f"{diff:+.1f} [{low:+.1f}, {high:+.1f}]"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
 def results_markdown(
     title: str,
-    results: Sequence[ModelResult],
+    groups: Sequence[GroupResult],
     test_sets: Sequence[str],
     inference_tag: str,
     images: Sequence[str] = (),
     task: Task = TASKS["asr"],
 ) -> str:
+    """RESULTS.md: one row per model, its scores as mean and sd over its seeds, WER tested against
+    the unpruned model's."""
+
     def num(value: Optional[float], fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
+    def sparsity(values: Optional[dict[str, float]]) -> str:
+        return "-" if values is None else " / ".join(f"{v:.3f}" for v in values.values())
+
     columns = [(d, c) for d in test_sets for c in task.columns]
-    def sparsity(counted: Optional[dict[str, float]]) -> str:
-        return "-" if counted is None else " / ".join(f"{v:.3f}" for v in counted.values())
-
-    def expected(summary: Optional[dict]) -> str:
-        """The gates' expected sparsity at the end of training (what the controller held)."""
-        budget = (summary or {}).get("budget")
-        return "-" if not budget else sparsity(budget["expected"])
-
-    header = ["model", "method", "target", "expected sparsity", "counted sparsity", *[f"{c} {d}" for d, c in columns], "params (M)", "GMACs (10 s)", "upstream RTF", "decode RTF", "train (min)"]
-    rows = [
-        [r.name, r.method, num(r.target, ".2f"), expected(r.summary), sparsity(r.counted), *[num(r.scores[d][c], ".1f") for d, c in columns],
-         f"{r.params_m:.2f}", f"{r.gmacs:.2f}", num(r.upstream_rtf, ".4f"), num(r.rtf, ".4f"), num(r.train_minutes, ".1f")]
-        for r in results
-    ]  # fmt: skip
+    header = ["model", "method", "target", "expected sparsity", "counted sparsity", "seeds"]
+    for d, c in columns:
+        header += [f"{c} {d}", "±", _TESTS[c][0]]
+    header += ["params (M)", "GMACs (10 s)", "upstream RTF", "decode RTF", "train (min)"]
+    rows = []
+    for g in groups:
+        r = g.first
+        row = [g.first.model, r.method, num(r.target, ".2f"), sparsity(g.sparsity(_expected_sparsity)),
+               sparsity(g.sparsity(lambda run: run.counted)), str(len(g.runs))]  # fmt: skip
+        for d, c in columns:
+            mean, sd = g.score(d, c)
+            # one run is sclite's one-decimal figure; a mean of several gets a second decimal
+            row += [num(mean, ".1f" if len(g.runs) == 1 else ".2f"), num(sd, ".2f")]
+            row.append(_comparison(g.comparisons.get((d, c))))
+        row += [num(g.mean([x.params_m for x in g.runs]), ".2f"), num(g.mean([x.gmacs for x in g.runs]), ".2f"),
+                num(g.mean([x.upstream_rtf for x in g.runs]), ".4f"), num(g.mean([x.rtf for x in g.runs]), ".4f"),
+                num(g.mean([x.train_minutes for x in g.runs]), ".1f")]  # fmt: skip
+        rows.append(row)
+    seeded = any(len(g.runs) > 1 for g in groups)
     lines = [
         f"# {title}\n",
         "## Environment\n",
@@ -245,6 +397,10 @@ def results_markdown(
         f"## {task.name} results ({inference_tag})\n",
         "Upstream parameters and GMACs are for a 10 s input (for a pruned model: its shrunk upstream); "
         + task.where.format(f"exp/<model>/{inference_tag}/<test set>")
+        + ". Scores are means over the model's seeds, ± their sample standard deviation"
+        + ("" if seeded else " (- with one seed)")
+        + ". Against the unpruned model, runs paired by seed and pooled over the seeds both have: "
+        + _TEST_CAPTIONS[task.name]
         + ".\n",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -268,14 +424,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     task = TASKS[args.task]
     try:
         results = [model_result(d, args.inference_tag, args.test_sets, task) for d in args.exp_dirs]
-    except (OSError, ValueError, KeyError) as error:
+        groups = group_results(results, args.test_sets, task)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
         print(f"asr_results: {error}", file=sys.stderr)
         return 1
     images = []
     if args.plots_dir is not None:
-        paths = write_plots(results, args.test_sets, args.plots_dir, task)
+        paths = write_plots(groups, args.test_sets, args.plots_dir, task)
         images = [os.path.relpath(p, args.out.resolve().parent) for p in (p.resolve() for p in paths)]
-    text = results_markdown(args.title, results, args.test_sets, args.inference_tag, images, task)
+    text = results_markdown(args.title, groups, args.test_sets, args.inference_tag, images, task)
     with atomic_file(args.out) as tmp:
         tmp.write_text(text, encoding="utf-8")
     print(text)

@@ -7,7 +7,8 @@ SEP <transcript>`) against a data directory made by prep_slurp:
         --out exp/<model>/decode_test/score_slu [--train_intents data/train/intent]
 
 which also writes predictions.jsonl (SLURP's prediction format), hyp_transcript and, scored
-against the data directory's `transcript`, score_wer/. From SLURP's own files:
+against the data directory's `transcript`, score_wer/. Both ways write per_recording.jsonl: each
+recording's intent correctness and SLU-F1 tallies (for significance tests, `slu/significance.py`). From SLURP's own files:
 
     python -m espnet_prune.bin.score_slurp --gold <slurp>/dataset/slurp/test.jsonl \\
         --predictions predictions.jsonl --out score_slu
@@ -33,6 +34,7 @@ from espnet_prune.slu.metrics import (
     evaluation_json,
     format_summary,
     jsonl,
+    per_recording,
     predictions_from_hypotheses,
     read_gold_data_dir,
     read_gold_jsonl,
@@ -127,6 +129,7 @@ def run(args: argparse.Namespace) -> None:
             )
             wer = _score_transcripts(args.gold_dir, tmp)
             metrics["wer"] = wer
+        (tmp / "per_recording.jsonl").write_text(jsonl(per_recording(gold, predictions)), encoding="utf-8")
         (tmp / "metrics.json").write_text(
             json.dumps(metrics, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
         )

@@ -346,6 +346,32 @@ def evaluate(
     return result
 
 
+def per_recording(gold: Mapping[str, SluPrediction], predictions: Mapping[str, SluPrediction]) -> list[dict[str, Any]]:
+    """Each scored recording's share of the scores, for significance tests over recordings.
+
+    ``intent_correct``, and SLU-F1's micro tallies (word + char distance, summed over entity types):
+    the test set's SLU-F1 is :func:`precision_recall_f1` of the summed ``slu_tp``, ``slu_fp``, ``slu_fn``.
+    """
+    records = []
+    for file, truth in gold.items():
+        prediction = predictions.get(file)
+        if prediction is None:
+            continue
+        slu = Tally()  # word and char distance tallies in one, as SlurpEvaluation.slu sums them
+        tally_span_distance(slu, truth.entities, prediction.entities, word_distance)
+        tally_span_distance(slu, truth.entities, prediction.entities, char_distance)
+        records.append(
+            {
+                "file": file,
+                "intent_correct": prediction.intent == truth.intent,
+                "slu_tp": sum(slu.tp.values()),
+                "slu_fp": sum(slu.fp.values()),
+                "slu_fn": sum(slu.fn.values()),
+            }
+        )
+    return records
+
+
 def _warn_about(result: SlurpEvaluation) -> None:
     if result.missing:
         logger.warning(

@@ -45,6 +45,10 @@
 #   --asr_configs "a.yaml b.yaml"   one model per config: ${expdir}/<task>_<config name>
 #   --pruning_sweep "mac:0.3 size:0.5"   train each pruning config once per method:target
 #                              (${expdir}/<task>_<config name>_<method><target>); unpruned configs once
+#   --seeds "0 1 2"            train every model once per seed (${expdir}/<model>_seed<N>, asr_train
+#                              --seed N); stage 10 reports mean ± sd over the seeds and the MAPSSWE
+#                              p-value of each model's WER against the unpruned model's (default: one
+#                              run, ESPnet's seed 0, no suffix)
 #   --lm_config CONF           stage 5's config (ESPnet's lm_train); its weight is lm_weight in
 #                              --inference_config
 #   --lm_args "..."            extra lm_train options for stage 5
@@ -81,6 +85,7 @@ pretrain_upstream="--arch wav2vec2 --preset small"
 pretrain_args=
 asr_configs=
 pruning_sweep=
+seeds=
 lm_config=
 lm_args=
 lm_exp=
@@ -145,18 +150,30 @@ is_pruned() {
     ${python} -c 'import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); sys.exit(0 if (c.get("frontend_conf") or {}).get("pruning_conf") else 1)' "$1"
 }
 
-# the models: "<model dir>|<config>|<asr_train options of its sweep point>"
+for seed in ${seeds}; do
+    [[ "${seed}" =~ ^[0-9]+$ ]] || { log "Error: --seeds takes non-negative integers, not '${seed}'"; exit 2; }
+done
+# the models: "<model dir>|<config>|<asr_train options of its sweep point and seed>"
 models=()
+add_model() {
+    if [ -z "${seeds}" ]; then
+        models+=("$1|$2|$3")
+    else
+        for seed in ${seeds}; do
+            models+=("$1_seed${seed}|$2|$3 --seed ${seed}")
+        done
+    fi
+}
 for config in ${asr_configs}; do
     name=${expdir}/${task}_$(basename "${config}" .yaml)
     if [ -n "${pruning_sweep}" ] && is_pruned "${config}"; then
         for point in ${pruning_sweep}; do
             method=${point%%:*}
             target=${point#*:}
-            models+=("${name}_${method}${target}|${config}|--frontend_conf pruning_conf.method=${method} --frontend_conf pruning_conf.target=${target}")
+            add_model "${name}_${method}${target}" "${config}" "--frontend_conf pruning_conf.method=${method} --frontend_conf pruning_conf.target=${target}"
         done
     else
-        models+=("${name}|${config}|")
+        add_model "${name}" "${config}" ""
     fi
 done
 
