@@ -166,8 +166,13 @@ def decoded(trained) -> dict[str, Path]:
                      "--out_dir", str(shrunk)])
     s2t = Speech2Text(asr_train_config=shrunk / "config.yaml", asr_model_file=shrunk / "model.pth",
                       device="cpu", beam_size=2, ctc_weight=0.3, maxlenratio=0.5, nbest=1)
+    decode_config = root / "decode.yaml"
+    decode_config.write_text(yaml.safe_dump({"beam_size": 2, "ctc_weight": 0.3, "maxlenratio": 0.5, "nbest": 1}))
     out = root / "decode_test"
-    summary = slu_inference.decode_data_dir(s2t, trained["test"], out)
+    assert slu_inference.main(["--asr_train_config", str(shrunk / "config.yaml"), "--asr_model_file", str(shrunk / "model.pth"),
+                               "--decode_config", str(decode_config), "--data_dir", str(trained["test"]),
+                               "--output_dir", str(out), "--nj", "1"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
     score = root / "score_slu"
     status = score_slurp.main(["--gold_dir", str(trained["test"]), "--predictions", str(out / "predictions.jsonl"),
                                "--out", str(score), "--train_intents", str(trained["train"] / "intent")])
@@ -193,8 +198,8 @@ def test_inference_writes_slurp_predictions_that_score(trained, decoded):
     text = (out / "text").read_text().splitlines()
     assert [line.split()[0] for line in text] == [r["utt_id"] for r in rows]
     assert not list(out.glob(".*tmp*"))
-    assert summary.utterances == 3 and summary.no_intent == []
-    assert summary.unseen_gold_intents == {"email_sendemail": 1}
+    assert summary["utterances"] == 3 and summary["no_intent"] == [] and summary["too_short"] == []
+    assert summary["unseen_gold_intents"] == {"email_sendemail": 1}
     metrics = json.loads((decoded["score"] / "metrics.json").read_text())
     result = (decoded["score"] / "result.txt").read_text()
     assert "Gold intents unseen in training: 1 recordings: email_sendemail (1)" in result
@@ -203,8 +208,9 @@ def test_inference_writes_slurp_predictions_that_score(trained, decoded):
 
 
 def test_recipe_decoding_writes_the_head_intents_and_scores_as_slu_inference(trained, decoded, tmp_path):
-    """asr_decode (the recipes' decoding) on an SLU model: `intent` holds the intent head's
-    predictions, and score_slurp --hyp --hyp_intent scores them as slu_inference's predictions."""
+    """asr_decode (the recipes' decoding, and slu_inference's) on an SLU model: `intent` holds the
+    intent head's predictions, and score_slurp --hyp --hyp_intent scores them as slu_inference's
+    predictions."""
     from espnet_prune.bin import asr_decode, score_slurp
 
     shrunk, out = trained["root"] / "exp_shrunk", tmp_path / "decode"

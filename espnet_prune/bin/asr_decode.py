@@ -12,14 +12,17 @@ utterance is decoded, holds ESPnet's ``text`` and ``token`` tables and ``decode.
 number of utterances, seconds of audio, seconds spent in ``Speech2Text`` calls (model loading
 excluded) and their ratio, the real-time factor of one single-threaded decoding process, and the
 same for the model's frontend alone (``upstream_rtf``: the S3PRL upstream, shrunk or dense, inside
-that decoding; what pruning speeds up, beside the beam search it does not). An SLU
-model (``espnet_prune_slu``) also gets ``intent``: its intent head's prediction per utterance
-(``score_slurp --hyp_intent`` reads it).
+that decoding; what pruning speeds up, beside the beam search it does not), and the utterances
+too short for the model's subsampling (``too_short``: decoded as empty, logged). An SLU model
+(``espnet_prune_slu``) also gets ``intent``: its intent head's prediction per utterance
+(``score_slurp --hyp_intent`` reads it; ``slu_inference`` turns both into SLURP predictions).
+With intermediate CTC, Speech2Text's (n-best, intermediate outputs) is read for its n-best.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import logging
@@ -83,28 +86,33 @@ def _stop_frontend_clock(module: Any, inputs: Any, output: Any) -> None:
     _worker["frontend_seconds"] += time.perf_counter() - _worker["frontend_start"]
 
 
-def _decode(utt: str) -> tuple[str, str, list[str], Optional[str], float, float, float]:
+def _decode(utt: str) -> tuple[str, str, list[str], Optional[str], float, float, float, bool]:
     """utt -> (utt, text, tokens, the intent head's intent or None, audio seconds, decode seconds,
-    seconds of those in the frontend)."""
+    seconds of those in the frontend, whether it was too short for the model: then no hypothesis)."""
     import torch
+    from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
 
     rate, wav = _worker["audio"][utt]
     if rate != 16000:
         raise ValueError(f"{utt}: sampling rate {rate} Hz; the models take 16 kHz")
     speech2text, model = _worker["speech2text"], _worker["intent_model"]
-    intent = None
+    intent, too_short = None, False
     _worker["frontend_seconds"] = 0.0
     start = time.perf_counter()
-    with torch.no_grad():
-        if model is not None:
-            with model.capture_encoder_output() as captured:
-                results = speech2text(wav)
-            intent = model.head_intents(captured)[0] if captured else None
-        else:
+    with torch.no_grad(), contextlib.ExitStack() as stack:
+        captured = stack.enter_context(model.capture_encoder_output()) if model is not None else None
+        try:
             results = speech2text(wav)
+        except TooShortUttError as error:
+            logging.warning("utterance %s: %s (no hypothesis)", utt, error)
+            results, too_short = [], True
+        if isinstance(results, tuple):  # with intermediate CTC: (n-best, intermediate results)
+            results = results[0]
+        if captured:
+            intent = model.head_intents(captured)[0]
     seconds = time.perf_counter() - start
     text, tokens = (results[0][0] or "", list(results[0][1])) if results else ("", [])
-    return utt, text, tokens, intent, len(wav) / rate, seconds, _worker["frontend_seconds"]
+    return utt, text, tokens, intent, len(wav) / rate, seconds, _worker["frontend_seconds"], too_short
 
 
 def decode_data_dir(
@@ -125,7 +133,7 @@ def decode_data_dir(
         for utt, *result in tqdm(
             pool.imap_unordered(_decode, utts), total=len(utts), desc=f"decode {data_dir.name}", file=sys.stderr
         ):
-            results[utt] = tuple(result)  # text, tokens, intent, audio s, decode s, frontend s
+            results[utt] = tuple(result)  # text, tokens, intent, audio s, decode s, frontend s, too short
     audio_seconds = sum(r[3] for r in results.values())
     decode_seconds = sum(r[4] for r in results.values())
     upstream_seconds = sum(r[5] for r in results.values())
@@ -136,6 +144,7 @@ def decode_data_dir(
         "rtf": round(decode_seconds / audio_seconds, 5) if audio_seconds else None,
         "upstream_seconds": round(upstream_seconds, 3),
         "upstream_rtf": round(upstream_seconds / audio_seconds, 5) if audio_seconds else None,
+        "too_short": sorted(u for u, r in results.items() if r[6]),
         "processes": nj,
         "threads_per_process": 1,
         "decode_config": conf,
@@ -149,27 +158,39 @@ def decode_data_dir(
     return summary
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(description: Optional[str] = __doc__) -> argparse.ArgumentParser:
+    """The decoding options (slu_inference adds its own to them)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--asr_train_config", type=Path, required=True)
     parser.add_argument("--asr_model_file", type=Path, required=True)
     parser.add_argument("--decode_config", type=Path, help="YAML of Speech2Text arguments")
     parser.add_argument("--lm_train_config", type=Path, help="a language model's config.yaml (ESPnet's lm_train)")
     parser.add_argument("--lm_file", type=Path, help="its weights; lm_weight in --decode_config weighs it")
     parser.add_argument("--data_dir", type=Path, required=True, help="with wav.scp")
-    parser.add_argument("--out_dir", type=Path, required=True)
     parser.add_argument("--nj", type=int, default=os.cpu_count() or 1, help="decoding processes (default: all cores)")
+    return parser
+
+
+def decoding_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Speech2Text's keyword arguments: --decode_config's, and the LM's files."""
+    conf = read_decode_config(args.decode_config)
+    if (args.lm_train_config is None) != (args.lm_file is None):
+        raise ValueError("give both --lm_train_config and --lm_file, or neither")
+    if args.lm_train_config is not None:
+        for path in (args.lm_train_config, args.lm_file):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} does not exist (the language model stage makes it)")
+        conf = {**conf, "lm_train_config": str(args.lm_train_config), "lm_file": str(args.lm_file)}
+    return conf
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    parser.add_argument("--out_dir", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     try:
-        conf = read_decode_config(args.decode_config)
-        if (args.lm_train_config is None) != (args.lm_file is None):
-            raise ValueError("give both --lm_train_config and --lm_file, or neither")
-        if args.lm_train_config is not None:
-            for path in (args.lm_train_config, args.lm_file):
-                if not path.is_file():
-                    raise FileNotFoundError(f"{path} does not exist (the language model stage makes it)")
-            conf = {**conf, "lm_train_config": str(args.lm_train_config), "lm_file": str(args.lm_file)}
+        conf = decoding_options(args)
         summary = decode_data_dir(args.asr_train_config, args.asr_model_file, args.data_dir, args.out_dir, conf, args.nj)
     except (ValueError, FileNotFoundError) as error:
         logging.error("%s", error)

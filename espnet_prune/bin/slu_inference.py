@@ -1,23 +1,24 @@
 """Decode a data directory with an ``espnet_prune_slu`` model: intent, entities and transcript per utterance.
 
     python -m espnet_prune.bin.slu_inference --asr_train_config exp/X/config.yaml \\
-        --asr_model_file exp/X/valid.acc.ave.pth --data_dir data/test --output_dir exp/X/decode_test
+        --asr_model_file exp/X/valid.acc.ave.pth --decode_config conf/decode_slu.yaml \\
+        --data_dir data/test --output_dir exp/X/decode_test [--nj 2]
 
-ESPnet's ``Speech2Text`` (joint CTC/attention beam search, optional LM) decodes the tagged text
-``<scenario>_<action> SEP <type> FILL <filler> ... SEP <transcript>``; the intent head reads the same
-encoder pass. The head's intent is the prediction; the decoder's intent token is kept beside it.
-Entities and transcript come from the tagged text; a malformed entity tag counts as no entity.
+The decoding is ``asr_decode``'s (ESPnet's ``Speech2Text``: joint CTC/attention beam search of the
+tagged text ``<scenario>_<action> SEP <type> FILL <filler> ... SEP <transcript>``, optional LM, the
+intent head reading the same encoder pass; same options). This adds SLURP's view of its output:
+the head's intent is the prediction, the decoder's intent token is kept beside it; entities and
+transcript come from the tagged text; a malformed entity tag counts as no entity.
 
-Writes, each file replaced only when complete: ``text`` (``<utt> <tagged hypothesis>``, as ESPnet's
-decode directories; ``score_slurp --hyp`` reads it), ``predictions.jsonl`` (SLURP's prediction
-format: ``file`` = the data directory's ``recording`` (else the utterance id), ``slurp_id``,
-``scenario``, ``action``, ``entities`` [{type, filler}]; plus ``intent``, ``transcript``,
-``decoder_intent``, ``utt_id``), and ``summary.json`` (the counts it also prints).
+Writes, each file replaced only when complete: asr_decode's files (``text``, ``token``, ``intent``,
+``decode.json``), ``predictions.jsonl`` (SLURP's prediction format: ``file`` = the data directory's
+``recording`` (else the utterance id), ``slurp_id``, ``scenario``, ``action``, ``entities``
+[{type, filler}]; plus ``intent``, ``transcript``, ``decoder_intent``, ``utt_id``), and
+``summary.json`` (the counts it also prints).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -28,13 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import torch
+import yaml
 
-import espnet_prune.tasks.slu  # noqa: F401  (registers espnet_prune_slu and s3prl_prune for Speech2Text)
+from espnet_prune.asr.score import ScoringInputError, read_text_table
+from espnet_prune.bin import asr_decode
 from espnet_prune.data.atomic import atomic_file
 from espnet_prune.data.datadir import DataDirError, read_table
 from espnet_prune.slu.metrics import parse_slu_hypothesis, split_intent
-from espnet_prune.slu.model import PruneSLUModel
 
 logger = logging.getLogger(__name__)
 
@@ -150,68 +151,43 @@ def write_atomically(path: Path, lines: Iterable[str]) -> None:
         out.writelines(lines)
 
 
-def decode_data_dir(speech2text: Any, data_dir: Path, output_dir: Path, num_workers: int = 0) -> DecodeSummary:
-    """Decode every utterance of ``data_dir/wav.scp`` with ``speech2text`` (an ESPnet Speech2Text
-    holding a :class:`PruneSLUModel`) and write ``output_dir``'s files."""
-    from espnet2.tasks.asr import ASRTask
-    from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
-
-    model = speech2text.asr_model
-    if not isinstance(model, PruneSLUModel):
-        raise SystemExit(f"slu_inference: the model is {type(model).__name__}, not an espnet_prune_slu model")
-    data_dir, output_dir = Path(data_dir), Path(output_dir)
+def write_predictions(train_config: Path, data_dir: Path, decode_dir: Path) -> DecodeSummary:
+    """SLURP predictions (predictions.jsonl) and summary.json from asr_decode's ``text`` and ``intent``
+    in ``decode_dir``, for the utterances of ``data_dir`` decoded by the model of ``train_config``."""
+    data_dir, decode_dir = Path(data_dir), Path(decode_dir)
+    with open(train_config, encoding="utf-8") as f:
+        intent_list = (yaml.safe_load(f).get("model_conf") or {}).get("intent_list")
+    if intent_list is None:
+        raise SystemExit(f"slu_inference: {train_config} has no model_conf.intent_list: not an espnet_prune_slu model")
+    try:  # hypotheses can be empty (nothing decoded): read as the scorers read them
+        hypotheses = read_text_table(decode_dir / TEXT_NAME)
+        head = read_text_table(decode_dir / "intent") if (decode_dir / "intent").is_file() else {}
+    except ScoringInputError as error:
+        raise SystemExit(f"slu_inference: {error}") from None
     recordings = _optional_table(data_dir, "recording")
     if recordings is None:
         logger.warning("%s has no recording table: predictions name utterance ids as files", data_dir)
     slurp_ids = _optional_table(data_dir, "slurp_id") or {}
     summary = DecodeSummary()
+    summary.too_short = json.loads((decode_dir / "decode.json").read_text(encoding="utf-8")).get("too_short", [])
     gold = _optional_table(data_dir, "intent")
     if gold is not None:
-        summary.unseen_gold_intents = unseen_gold_intents(gold, model.intent_list)
+        summary.unseen_gold_intents = unseen_gold_intents(gold, intent_list)
         if summary.unseen_gold_intents:
             logger.warning(
                 "%d utterances of %s have intents unseen in training, which the head cannot predict: %s",
                 sum(summary.unseen_gold_intents.values()), data_dir, summary.unseen_gold_intents,
             )  # fmt: skip
-    train_args = speech2text.asr_train_args
-    loader = ASRTask.build_streaming_iterator(
-        [(str(data_dir / "wav.scp"), "speech", "sound")],
-        dtype=speech2text.dtype,
-        batch_size=1,
-        num_workers=num_workers,
-        preprocess_fn=ASRTask.build_preprocess_fn(train_args, False),
-        collate_fn=ASRTask.build_collate_fn(train_args, False),
-        inference=True,
-    )
     predictions = []
-    for keys, batch in loader:
-        utt_id = keys[0]
-        hypothesis, head_intent = "", None
-        with torch.no_grad(), model.capture_encoder_output() as captured:
-            try:
-                results = speech2text(batch["speech"][0])
-            except TooShortUttError as error:
-                logger.warning("utterance %s: %s (no prediction)", utt_id, error)
-                summary.too_short.append(utt_id)
-                results = []
-            if isinstance(results, tuple):  # with intermediate CTC: (n-best, intermediate results)
-                results = results[0]
-            if results:
-                hypothesis = results[0][0] or ""
-            if captured:
-                head_intent = model.head_intents(captured)[0]
-        prediction = predict_utterance(
-            utt_id, recordings.get(utt_id, utt_id) if recordings else utt_id, slurp_ids.get(utt_id), hypothesis,
-            head_intent,
-        )  # fmt: skip
+    for utt_id, hypothesis in hypotheses.items():
+        file = recordings.get(utt_id, utt_id) if recordings else utt_id
+        prediction = predict_utterance(utt_id, file, slurp_ids.get(utt_id), hypothesis, head.get(utt_id))
         summary.add(prediction)
         predictions.append(prediction)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_atomically(output_dir / TEXT_NAME, (f"{p.utt_id} {p.hypothesis}".rstrip() + "\n" for p in predictions))
     write_atomically(
-        output_dir / PREDICTIONS_NAME, (json.dumps(p.to_json(), ensure_ascii=False) + "\n" for p in predictions)
+        decode_dir / PREDICTIONS_NAME, (json.dumps(p.to_json(), ensure_ascii=False) + "\n" for p in predictions)
     )
-    write_atomically(output_dir / SUMMARY_NAME, [json.dumps(summary.to_json(), indent=1) + "\n"])
+    write_atomically(decode_dir / SUMMARY_NAME, [json.dumps(summary.to_json(), indent=1) + "\n"])
     if summary.no_intent:
         logger.warning("%d utterances have no intent (scored as <none>)", len(summary.no_intent))
     if summary.malformed_entity_tags:
@@ -219,48 +195,18 @@ def decode_data_dir(speech2text: Any, data_dir: Path, output_dir: Path, num_work
     return summary
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--asr_train_config", type=Path, required=True, help="config.yaml of the model")
-    parser.add_argument("--asr_model_file", type=Path, required=True, help="the model's .pth")
-    parser.add_argument("--data_dir", type=Path, required=True, help="data directory with wav.scp")
-    parser.add_argument("--output_dir", type=Path, required=True, help="where text and predictions.jsonl go")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32", choices=["float16", "float32", "float64"])
-    parser.add_argument("--num_workers", type=int, default=0)
-    parser.add_argument("--beam_size", type=int, default=10)
-    parser.add_argument("--ctc_weight", type=float, default=0.3)
-    parser.add_argument("--penalty", type=float, default=0.0)
-    parser.add_argument("--maxlenratio", type=float, default=0.0, help="0: up to the encoder's length")
-    parser.add_argument("--minlenratio", type=float, default=0.0)
-    parser.add_argument("--lm_train_config", type=Path, default=None)
-    parser.add_argument("--lm_file", type=Path, default=None)
-    parser.add_argument("--lm_weight", type=float, default=1.0)
-    return parser
-
-
 def main(argv: Optional[list[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = asr_decode.build_parser(__doc__)
+    parser.add_argument("--output_dir", type=Path, required=True, help="where the decoding and predictions go")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
-    # espnet2.bin.asr_inference imports the enhancement models too (ci_sdr, fast_bss_eval)
-    from espnet2.bin.asr_inference import Speech2Text
-
-    speech2text = Speech2Text(
-        asr_train_config=args.asr_train_config,
-        asr_model_file=args.asr_model_file,
-        lm_train_config=args.lm_train_config,
-        lm_file=args.lm_file,
-        lm_weight=args.lm_weight,
-        device=args.device,
-        dtype=args.dtype,
-        beam_size=args.beam_size,
-        ctc_weight=args.ctc_weight,
-        penalty=args.penalty,
-        maxlenratio=args.maxlenratio,
-        minlenratio=args.minlenratio,
-        nbest=1,
-    )
-    summary = decode_data_dir(speech2text, args.data_dir, args.output_dir, args.num_workers)
+    try:
+        conf = asr_decode.decoding_options(args)
+        asr_decode.decode_data_dir(args.asr_train_config, args.asr_model_file, args.data_dir, args.output_dir, conf, args.nj)
+    except (ValueError, FileNotFoundError) as error:
+        logging.error("%s", error)
+        return 1
+    summary = write_predictions(args.asr_train_config, args.data_dir, args.output_dir)
     print(json.dumps(summary.to_json()))
     return 0
 
