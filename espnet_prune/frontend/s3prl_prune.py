@@ -17,10 +17,13 @@ import torch
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 from typeguard import typechecked
 
+from espnet_prune.pruning.distill import LayerDistillation
 from espnet_prune.pruning.objective import PruningObjective, gate_conf_for
 
-# pruning_conf keys besides "gate_conf": the objective's constructor arguments (except the gates)
+# pruning_conf keys besides "gate_conf" and "distill": the objective's constructor arguments (except the gates)
 PRUNING_KEYS = tuple(p for p in inspect.signature(PruningObjective).parameters if p != "gates")
+# pruning_conf.distill keys: the teacher, the loss weight and LayerDistillation's own arguments
+DISTILL_KEYS = ("teacher_ckpt", "weight", "layers", "teacher_layers", "loss")
 
 
 class S3prlPruneFrontend(AbsFrontend):
@@ -31,7 +34,10 @@ class S3prlPruneFrontend(AbsFrontend):
             fairseq ``.pt``, a Hugging Face transformers directory, an espnet_prune ``.safetensors``.
         pruning_conf: ``method``, ``target``, ``targets``, ``warmup_steps``, ``macs_seconds``,
             ``reg_lr``, ``damping`` (see :class:`PruningObjective`) and optionally ``gate_conf`` (see
-            :class:`UpstreamGates`); None trains without pruning.
+            :class:`UpstreamGates`) and ``distill``: layer-wise distillation from a teacher while
+            pruning, ``teacher_ckpt`` (default: ``upstream_ckpt``, the model before pruning),
+            ``weight`` (of its loss; default 1), ``layers``, ``teacher_layers``, ``loss`` (see
+            :class:`LayerDistillation`); None trains without pruning.
         multilayer_feature: learnt weighted sum of all hidden states (S3PRL's ``Featurizer``);
             otherwise the hidden state of ``layer``.
         layer: which hidden state when not ``multilayer_feature`` (-1 = the encoder's output).
@@ -70,21 +76,27 @@ class S3prlPruneFrontend(AbsFrontend):
             raise ValueError(f"frontend s3prl_prune: layer {layer} out of range for {num_states} hidden states")
         self.layer = layer
         self.featurizer = Featurizer(self.upstream) if multilayer_feature else None
-        self.objective = self._attach_pruning(pruning_conf) if pruning_conf is not None else None
+        self.distill: Optional[LayerDistillation] = None
+        self.distill_weight = 0.0
+        self._distill_loss: Optional[torch.Tensor] = None
+        self.objective = self._attach_pruning(pruning_conf, upstream_ckpt) if pruning_conf is not None else None
         if not train_cnn:
             if self.upstream.gates is not None and len(self.upstream.gates.conv_channels) > 0:
                 raise ValueError("frontend s3prl_prune: train_cnn must be true when the CNN's channels are gated")
             for p in self.upstream.model.feature_extractor.parameters():
                 p.requires_grad = False
 
-    def _attach_pruning(self, conf: dict) -> PruningObjective:
-        unknown = sorted(set(conf) - set(PRUNING_KEYS) - {"gate_conf"})
+    def _attach_pruning(self, conf: dict, upstream_ckpt: str) -> PruningObjective:
+        unknown = sorted(set(conf) - set(PRUNING_KEYS) - {"gate_conf", "distill"})
         if unknown:
             raise ValueError(
-                f"frontend s3prl_prune: unknown pruning_conf keys {unknown}; allowed: {[*PRUNING_KEYS, 'gate_conf']}"
+                f"frontend s3prl_prune: unknown pruning_conf keys {unknown}; allowed: {[*PRUNING_KEYS, 'gate_conf', 'distill']}"
             )
         conf = dict(conf)
         gate_conf = conf.pop("gate_conf", None) or {}
+        distill = conf.pop("distill", None)
+        if distill is not None:
+            self._attach_distillation(distill, upstream_ckpt)
         method = conf.get("method", inspect.signature(PruningObjective).parameters["method"].default)
         # The gates draw their initial values on a copy of the global RNG: what is built after the
         # frontend (encoder, decoder, CTC) then starts the same whatever the method, as without
@@ -94,20 +106,48 @@ class S3prlPruneFrontend(AbsFrontend):
             gates = self.upstream.attach_gates(**gate_conf_for(method, **gate_conf))
         return PruningObjective(gates, **conf)
 
+    def _attach_distillation(self, conf: dict, upstream_ckpt: str) -> None:
+        from espnet_prune.pruning.upstream import load_upstream
+
+        unknown = sorted(set(conf) - set(DISTILL_KEYS))
+        if unknown:
+            raise ValueError(f"frontend s3prl_prune: unknown pruning_conf.distill keys {unknown}; allowed: {list(DISTILL_KEYS)}")
+        conf = dict(conf)
+        teacher_ckpt = conf.pop("teacher_ckpt", None) or upstream_ckpt
+        self.distill_weight = float(conf.pop("weight", 1.0))
+        if not os.path.exists(teacher_ckpt):
+            raise FileNotFoundError(f"frontend s3prl_prune: pruning_conf.distill.teacher_ckpt {teacher_ckpt!r} does not exist")
+        teacher = load_upstream(teacher_ckpt)
+        self.distill = LayerDistillation(
+            teacher, self.upstream.num_layers, self.upstream.hidden_sizes[0], teacher.hidden_sizes[0], **conf
+        )
+
     def output_size(self) -> int:
         return self.upstream.hidden_sizes[0]
 
     def forward(self, input: torch.Tensor, input_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hs, hs_lens = self.upstream(input, input_lengths)
+        if self.distill is not None and self.training:  # pruning_loss() adds it to this batch's loss
+            teacher = self.distill.teacher_states(input, input_lengths)
+            self._distill_loss = self.distill(hs, teacher, hs_lens[0])[0]
         if self.featurizer is not None:
             return self.featurizer(hs, hs_lens)
         return hs[self.layer], hs_lens[self.layer]
 
     def pruning_loss(self) -> Optional[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-        """The objective's ``(loss, stats)``; a training call advances its warm-up. None when not pruning."""
-        return None if self.objective is None else self.objective()
+        """The objective's ``(loss, stats)``, plus the weighted distillation loss of the last training
+        forward (stat ``loss_distill``); a training call advances the warm-up. None when not pruning."""
+        if self.objective is None:
+            return None
+        loss, stats = self.objective()
+        if self._distill_loss is not None:
+            loss = loss + self.distill_weight * self._distill_loss
+            stats = {**stats, "loss_distill": self._distill_loss.detach()}
+            self._distill_loss = None
+        return loss, stats
 
     def shrink(self) -> None:
         """Physically prune the upstream by the gates' final masks and drop the objective."""
         self.upstream.shrink()
         self.objective = None
+        self.distill = None

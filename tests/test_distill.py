@@ -1,0 +1,91 @@
+"""Layer-wise distillation while pruning: the loss, the layer maps, the frozen and unsaved teacher."""
+
+import math
+
+import pytest
+import torch
+
+from espnet_prune.frontend.s3prl_prune import S3prlPruneFrontend
+from espnet_prune.pruning import load_upstream
+from espnet_prune.pruning.distill import LOSSES, LayerDistillation, frame_loss
+
+
+def test_frame_losses():
+    a = torch.tensor([[[1.0, 2.0], [0.0, 1.0]]])
+    b = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    assert frame_loss(a, b, "l1").tolist() == [[1.0, 0.0]]
+    assert frame_loss(a, b, "l2").tolist() == [[2.0, 0.0]]
+    same = -math.log(1 / (1 + math.exp(-1.0)))  # -log sigmoid(cos = 1)
+    assert frame_loss(a, b, "cosine")[0, 1] == pytest.approx(same)
+    assert frame_loss(a, b, "l1_cosine")[0, 1] == pytest.approx(same)
+    with pytest.raises(ValueError, match="choose from"):
+        frame_loss(a, b, "kl")
+
+
+def _identity(distill: LayerDistillation) -> None:
+    with torch.no_grad():
+        for projection in distill.projections:
+            projection.weight.copy_(torch.eye(projection.weight.size(0)))
+            projection.bias.zero_()
+
+
+def test_dynamic_matching_finds_the_same_layer_and_the_loss_is_then_zero(tiny_ckpts, padded_batch):
+    student, teacher = load_upstream(tiny_ckpts["hubert"]).eval(), load_upstream(tiny_ckpts["hubert"])
+    distill = LayerDistillation(teacher, student.num_layers, 96, 96, layers="dynamic", teacher_layers=[2, 1], loss="l1")
+    _identity(distill)
+    wavs, lengths = padded_batch
+    with torch.no_grad():
+        hs, hs_lens = student(wavs, lengths)
+    loss, chosen = distill(hs, distill.teacher_states(wavs, lengths), hs_lens[0])
+    assert chosen == [2, 1] and float(loss.detach()) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_fixed_pairs_train_the_projections_not_the_teacher(tiny_ckpts, padded_batch):
+    student, teacher = load_upstream(tiny_ckpts["wav2vec2"]), load_upstream(tiny_ckpts["wav2vec2"])
+    distill = LayerDistillation(teacher, student.num_layers, 96, 96, layers=[[1, 2], [2, 2]])
+    wavs, lengths = padded_batch
+    hs, hs_lens = student(wavs, lengths)
+    loss, chosen = distill(hs, distill.teacher_states(wavs, lengths), hs_lens[0])
+    loss.backward()
+    assert chosen == [1, 2] and float(loss) > 0
+    assert all(p.grad is not None for p in distill.projections.parameters())
+    assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
+    assert not any(k.startswith("teacher") for k in distill.state_dict())
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(layers=[[1, 9]]), r"teacher 9\) does not map: the student has hidden states 0..2 of width 64, the teacher 0..2 of width 96"),
+        (dict(layers=[]), "no \\[student, teacher\\] pair"),
+        (dict(layers="all"), "'dynamic' or"),
+        (dict(loss="mse"), "choose from"),
+    ],
+)
+def test_bad_distillation_settings_are_errors(tiny_ckpts, kwargs, message):
+    teacher = load_upstream(tiny_ckpts["wav2vec2"])
+    with pytest.raises(ValueError, match=message):
+        LayerDistillation(teacher, 3, 64, 96, **kwargs)
+    assert set(LOSSES) == {"l1_cosine", "l1", "l2", "cosine"}
+
+
+def test_frontend_adds_the_distillation_loss_in_training_only(tiny_ckpts, padded_batch):
+    conf = {"method": "mac", "target": 0.3, "warmup_steps": 2, "macs_seconds": 1.0,
+            "distill": {"layers": [[2, 2]], "weight": 0.5, "loss": "l2"}}  # fmt: skip
+    frontend = S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf=conf).train()
+    wavs, lengths = padded_batch
+    frontend(wavs, lengths)
+    loss, stats = frontend.pruning_loss()
+    without = frontend.objective  # the same objective, one step later, without the teacher's term
+    assert "loss_distill" in stats and float(stats["loss_distill"]) > 0
+    assert not any("teacher" in k for k in frontend.state_dict())
+    assert any(k.startswith("distill.projections") for k in frontend.state_dict())
+    frontend.eval()
+    frontend(wavs, lengths)
+    assert "loss_distill" not in frontend.pruning_loss()[1] and without is frontend.objective
+    frontend.shrink()
+    assert frontend.distill is None and not any(k.startswith("distill") for k in frontend.state_dict())
+    with pytest.raises(ValueError, match="unknown pruning_conf.distill keys \\['temperature'\\]"):
+        S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf={**conf, "distill": {"temperature": 2.0}})
+    with pytest.raises(FileNotFoundError, match="teacher_ckpt"):
+        S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf={**conf, "distill": {"teacher_ckpt": "/nowhere.pt"}})
