@@ -127,3 +127,6 @@ def test_seeds_train_each_model_per_seed_and_test_it(recipe):
     done = subprocess.run(["./run.sh", "--ci", "true", "--seeds", "0 x"], cwd=recipe_dir, env={**os.environ, "MAIN_ROOT": str(REPO)},
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 2 and "--seeds takes non-negative integers, not 'x'" in done.stdout + done.stderr
+    done = subprocess.run(["./run.sh", "--ci", "true", "--pruning_sweep", "mac:0.5+teacher"], cwd=recipe_dir,
+                          env={**os.environ, "MAIN_ROOT": str(REPO)}, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2 and "expected <method>:<target> or <method>:<target>+distill" in done.stdout + done.stderr

@@ -286,7 +286,8 @@ def model_result(exp_dir: Path, inference_tag: str, test_sets: Sequence[str], ta
 
     return ModelResult(
         name=exp_dir.name,
-        method=pruning["method"] if pruning else "unpruned",
+        # a teacher's distillation makes its own curve: "mac+distill"
+        method=(pruning["method"] + ("+distill" if pruning.get("distill") is not None else "")) if pruning else "unpruned",
         target=pruning.get("target") if pruning else None,
         counted=counted,
         scores=scores,

@@ -44,7 +44,9 @@
 #   --pretrain_args "..."      extra asr_train options for stage 3
 #   --asr_configs "a.yaml b.yaml"   one model per config: ${expdir}/<task>_<config name>
 #   --pruning_sweep "mac:0.3 size:0.5"   train each pruning config once per method:target
-#                              (${expdir}/<task>_<config name>_<method><target>); unpruned configs once
+#                              (${expdir}/<task>_<config name>_<method><target>); unpruned configs once;
+#                              "mac:0.5+distill" adds layer-wise distillation from the unpruned
+#                              upstream (pruning_conf.distill; ..._mac0.5_distill)
 #   --seeds "0 1 2"            train every model once per seed (${expdir}/<model>_seed<N>, asr_train
 #                              --seed N); stage 10 reports mean ± sd over the seeds and the MAPSSWE
 #                              p-value of each model's WER against the unpruned model's (default: one
@@ -169,8 +171,15 @@ for config in ${asr_configs}; do
     if [ -n "${pruning_sweep}" ] && is_pruned "${config}"; then
         for point in ${pruning_sweep}; do
             method=${point%%:*}
-            target=${point#*:}
-            add_model "${name}_${method}${target}" "${config}" "--frontend_conf pruning_conf.method=${method} --frontend_conf pruning_conf.target=${target}"
+            rest=${point#*:}
+            target=${rest%%+*}
+            options="--frontend_conf pruning_conf.method=${method} --frontend_conf pruning_conf.target=${target}"
+            case "${rest}" in
+                "${target}") suffix= ;;
+                "${target}+distill") suffix=_distill; options="${options} --frontend_conf pruning_conf.distill.weight=1.0" ;;
+                *) log "Error: --pruning_sweep point '${point}': expected <method>:<target> or <method>:<target>+distill"; exit 2 ;;
+            esac
+            add_model "${name}_${method}${target}${suffix}" "${config}" "${options}"
         done
     else
         add_model "${name}" "${config}" ""
