@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--targets", nargs="+", type=float, default=list(TARGETS))
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--dampings", nargs="+", type=float, default=[100.0])
+    parser.add_argument("--dampings", nargs="+", type=float, default=[0.0])
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", type=Path, help="also write the table (markdown) here")
     parser.add_argument("--one", nargs=4, metavar=("METHOD", "TARGET", "SEED", "DAMPING"), help=argparse.SUPPRESS)

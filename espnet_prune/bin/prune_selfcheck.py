@@ -57,7 +57,7 @@ def tone_batch(batch: int, seconds: float, generator: torch.Generator) -> tuple[
 
 
 def train(
-    method: str, target: float, steps: int, seed: int, batch: int = 4, seconds: float = 0.5, damping: float = 100.0
+    method: str, target: float, steps: int, seed: int, batch: int = 4, seconds: float = 0.5, damping: float = 0.0
 ) -> tuple[SSLUpstream, PruningObjective, list[float], list[dict[str, float]]]:
     """Train the tiny upstream on the tone task with the pruning objective.
 
