@@ -109,20 +109,15 @@ def test_unknown_option_is_an_error(recipe):
     assert done.returncode == 2 and "unknown option --stgae" in done.stderr
 
 
-def test_seeds_train_each_model_per_seed_and_test_it(recipe):
-    """`--seeds 1` trains every model with ESPnet's --seed 1 in <model>_seed1; RESULTS has the model's
-    row with its seed count and the MAPSSWE p-value of the pruned model against the unpruned one
-    (mean and sd over several seeds: test_plots)."""
+def test_seeds_train_each_model_per_seed(recipe):
+    """`--seeds 1` trains the model with ESPnet's --seed 1 in <model>_seed1 (grouping such runs into
+    mean ± sd with MAPSSWE p-values is test_plots' and test_significance's, on real sclite output)."""
     recipe_dir = recipe[0]
-    log = _run(recipe_dir, "--ci", "true", "--seeds", "1", "--stage", "6", "--results", "RESULTS_seeds.md")
-    for model in ("asr_train_asr_unpruned", "asr_train_asr_mac0.5"):
-        config = yaml.safe_load((recipe_dir / "exp_ci" / f"{model}_seed1" / "config.yaml").read_text())
-        assert config["seed"] == 1, log
-    results = (recipe_dir / "RESULTS_seeds.md").read_text()
-    row = next(line for line in results.splitlines() if line.startswith("| asr_train_asr_mac0.5 |"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[5] == "1" and re.fullmatch(r"\d+\.\d", cells[6]) and cells[7] == "-", row  # seeds, WER, sd
-    assert re.fullmatch(r"<0\.001|[01]\.\d{3}", cells[8]), row  # p (MAPSSWE)
+    log = _run(recipe_dir, "--ci", "true", "--seeds", "1", "--stage", "6", "--stop_stage", "6",
+               "--asr_configs", "conf/train_asr_mac0.5.yaml")  # fmt: skip
+    config = yaml.safe_load((recipe_dir / "exp_ci" / "asr_train_asr_mac0.5_seed1" / "config.yaml").read_text())
+    assert config["seed"] == 1, log
+    assert not (recipe_dir / "exp_ci" / "asr_train_asr_unpruned_seed1").exists()
     done = subprocess.run(["./run.sh", "--ci", "true", "--seeds", "0 x"], cwd=recipe_dir, env={**os.environ, "MAIN_ROOT": str(REPO)},
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 2 and "--seeds takes non-negative integers, not 'x'" in done.stdout + done.stderr
