@@ -23,6 +23,7 @@ on the synthetic recipes' selfcheck: size_mac 0.3 had counted 0.291 / 0.420 with
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping
 
 import torch
@@ -68,46 +69,56 @@ def select_units(
     Returns:
         per gate, a bool tensor (num_units,) on the device of its scores: True = kept.
     """
-    dense = upstream_cost(arch, seconds)
     names = [name for name, t in targets.items() if t > 0]
     if not names:
         return {key: torch.ones(len(s), dtype=torch.bool, device=s.device) for key, s in scores.items()}
-    best = _remove_in_order(arch, scores, min_keep, targets, seconds, tolerance, dense, names, frozenset())
+    budget = _Budget(arch, scores, min_keep, targets, seconds, tolerance, upstream_cost(arch, seconds), names)
+    best = _remove_in_order(budget, frozenset())
     # A whole sublayer removed early can leave a gap that only coarse units (heads) can close, while
     # its own fine units could have, had it stayed (selfcheck trf_only 0.3: both FFN sublayers out
     # gave 0.286, a head more 0.321): try again with each removed sublayer kept whole.
-    if _violation(best[2], targets, tolerance) > 0:
+    if budget.violation(best[2]) > 0:
         removed = [key for key, mask in best[0].items() if key[0] in ("attention", "ffn") and not mask.all()]
         for key in removed:
-            trial = _remove_in_order(arch, scores, min_keep, targets, seconds, tolerance, dense, names, frozenset([key]))
-            if _violation(trial[2], targets, tolerance) < _violation(best[2], targets, tolerance):
+            trial = _remove_in_order(budget, frozenset([key]))
+            if budget.violation(trial[2]) < budget.violation(best[2]):
                 best = trial
     keep, counts, current = best
-    if len(names) > 1 and _violation(current, targets, tolerance) > 0:
-        _trade_units(arch, scores, min_keep, targets, seconds, tolerance, keep, counts, dense, names)
+    if len(names) > 1 and budget.violation(current) > 0:
+        _trade_units(budget, keep, counts)
     return {key: mask.to(scores[key].device) for key, mask in keep.items()}
 
 
-def _violation(current: Mapping[str, float], targets: Mapping[str, float], tolerance: float) -> float:
-    """How far the budgets are from their targets beyond ``tolerance`` (0 = every one within it)."""
-    return sum(max(0.0, abs(s - targets[name]) - tolerance) ** 2 for name, s in current.items())
+@dataclass(frozen=True)
+class _Budget:
+    """One selection problem: :func:`select_units`' arguments, the dense cost and the constrained names."""
+
+    arch: UpstreamArch
+    scores: Mapping[GateKey, torch.Tensor]
+    min_keep: Mapping[GateKey, int]
+    targets: Mapping[str, float]
+    seconds: float
+    tolerance: float
+    dense: Cost
+    names: list[str]
+
+    def counted(self, counts: UnitCounts) -> dict[str, float]:
+        return sparsities(upstream_cost(self.arch, self.seconds, counts), self.dense, self.names)
+
+    def violation(self, current: Mapping[str, float]) -> float:
+        """How far the budgets are from their targets beyond ``tolerance`` (0 = every one within it)."""
+        return sum(max(0.0, abs(s - self.targets[name]) - self.tolerance) ** 2 for name, s in current.items())
 
 
 def _remove_in_order(
-    arch: UpstreamArch,
-    scores: Mapping[GateKey, torch.Tensor],
-    min_keep: Mapping[GateKey, int],
-    targets: Mapping[str, float],
-    seconds: float,
-    tolerance: float,
-    dense: Cost,
-    names: list[str],
-    locked: frozenset[GateKey],
+    budget: _Budget, locked: frozenset[GateKey]
 ) -> tuple[dict[GateKey, torch.Tensor], UnitCounts, dict[str, float]]:
     """Remove units least probable first until the budgets are met; ``locked`` gates lose none.
 
     Returns the keep masks (on the CPU), the unit counts they leave and their sparsities.
     """
+    arch, scores, min_keep, targets = budget.arch, budget.scores, budget.min_keep, budget.targets
+    tolerance, names = budget.tolerance, budget.names
     counts = UnitCounts.of(arch)
     keep = {key: torch.ones(len(s), dtype=torch.bool) for key, s in scores.items()}
     keys = list(scores)
@@ -115,7 +126,7 @@ def _remove_in_order(
     owner = torch.cat([torch.full((len(scores[key]),), i) for i, key in enumerate(keys)])
     index = torch.cat([torch.arange(len(scores[key])) for key in keys])
     order = [p for p in torch.argsort(flat, stable=True).tolist() if keys[int(owner[p])] not in locked]
-    current = sparsities(dense, dense, names)
+    current = budget.counted(counts)
     # Pass 1 removes units while no budget they move would overshoot by more than `tolerance` (a
     # last-layer conv channel moves the CNN's and the Transformer's parameters; size_mac's two
     # costs move together). It can stop short when only coarse units are left (a head is ~4 % of
@@ -132,7 +143,7 @@ def _remove_in_order(
                 continue
             values = getattr(counts, key[0])
             values[key[1]] -= 1
-            trial = sparsities(upstream_cost(arch, seconds, counts), dense, names)
+            trial = budget.counted(counts)
             helps = any(trial[name] > current[name] for name in short)
             limited = {"all": names, "short": short, "none": []}[checked]
             overshoots = any(trial[name] > max(targets[name] + tolerance, current[name]) for name in limited)
@@ -144,18 +155,7 @@ def _remove_in_order(
     return keep, counts, current
 
 
-def _trade_units(
-    arch: UpstreamArch,
-    scores: Mapping[GateKey, torch.Tensor],
-    min_keep: Mapping[GateKey, int],
-    targets: Mapping[str, float],
-    seconds: float,
-    tolerance: float,
-    keep: dict[GateKey, torch.Tensor],
-    counts: UnitCounts,
-    dense: Cost,
-    names: list[str],
-) -> None:
+def _trade_units(budget: _Budget, keep: dict[GateKey, torch.Tensor], counts: UnitCounts) -> None:
     """Move ``keep``/``counts`` towards every budget within ``tolerance`` by single and paired moves.
 
     A move removes the least probable kept unit of one gate, restores the most probable removed unit
@@ -164,11 +164,10 @@ def _trade_units(
     depends on its neighbours) and the best predicted moves are checked with the exact count.
     """
 
-    def violation(s: Mapping[str, float]) -> float:
-        return _violation(s, targets, tolerance)
+    scores, min_keep, names, violation = budget.scores, budget.min_keep, budget.names, budget.violation
 
     def counted() -> dict[str, float]:
-        return sparsities(upstream_cost(arch, seconds, counts), dense, names)
+        return budget.counted(counts)
 
     def shift(key: GateKey, by: int) -> None:
         getattr(counts, key[0])[key[1]] += by
