@@ -1,10 +1,11 @@
-"""CPU inference speed of a dense vs shrunk wav2vec2-base upstream (random weights).
+"""Inference speed of a dense vs shrunk wav2vec2-base upstream (random weights), on CPU or a GPU.
 
 For each keep fraction, prints the MAC ratio (shrunk / dense, from the cost model) next to the
 measured wall-time ratio (median of several forward passes, same process, same input). Goal:
 measured speed-up >= 0.9 x the MAC reduction.
 
     tools/venv/bin/python benchmarks/shrink_speed.py [--seconds 10] [--runs 5] [--keep 0.7 0.5 0.3]
+        [--device cuda --dtype bf16]
 """
 
 from __future__ import annotations
@@ -23,13 +24,23 @@ from espnet_prune.pruning import UpstreamGates, build_model, read_checkpoint, se
 from espnet_prune.pruning.presets import make_checkpoint
 
 
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":  # kernels run asynchronously: a timer must wait for them
+        torch.cuda.synchronize(device)
+
+
 def time_forward(model: torch.nn.Module, wav: torch.Tensor, runs: int) -> float:
     with torch.inference_mode():
         model.extract_features(wav, None)  # warm-up
         times = []
         for _ in range(runs):
+            _sync(wav.device)
             start = time.perf_counter()
             model.extract_features(wav, None)
+            _sync(wav.device)
             times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -42,16 +53,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", type=float, nargs="+", default=[0.7, 0.5, 0.3])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="weights and input (half precision: GPUs)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    device = torch.device(args.device)
+    device, dtype = torch.device(args.device), DTYPES[args.dtype]
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "dense.pt")
         torch.save(make_checkpoint(args.arch, args.preset, seed=0), path)
         ckpt = read_checkpoint(path)
-    wav = torch.randn(1, round(args.seconds * 16000), device=device)
-    dense_model = build_model(ckpt).to(device).eval()
+    wav = torch.randn(1, round(args.seconds * 16000), device=device, dtype=dtype)
+    dense_model = build_model(ckpt).to(device, dtype).eval()
     dense_cost = upstream_cost(ckpt.arch, args.seconds)
     dense_time = time_forward(dense_model, wav, args.runs)
     rows = [dict(keep=1.0, model="dense (S3PRL modules)", mac_ratio=1.0, time_s=dense_time, time_ratio=1.0)]
@@ -61,7 +73,7 @@ def main() -> None:
         gates.attach(model)
         set_random_keep(gates, keep, torch.Generator().manual_seed(0))
         arch = shrink_upstream(model)
-        model = model.to(device).eval()
+        model = model.to(device, dtype).eval()
         t = time_forward(model, wav, args.runs)
         rows.append(dict(
             keep=keep,
@@ -71,9 +83,9 @@ def main() -> None:
             time_ratio=t / dense_time,
         ))
     if args.json:
-        print(json.dumps({"device": str(device), "threads": torch.get_num_threads(), "rows": rows}))
+        print(json.dumps({"device": str(device), "dtype": args.dtype, "threads": torch.get_num_threads(), "rows": rows}))
         return
-    print(f"{args.arch}-{args.preset}, {args.seconds:g} s input, batch 1, {device}, {torch.get_num_threads()} threads, "
+    print(f"{args.arch}-{args.preset}, {args.seconds:g} s input, batch 1, {device} {args.dtype}, {torch.get_num_threads()} threads, "
           f"median of {args.runs} runs; dense {dense_cost.macs / 1e9:.1f} GMACs")
     print(f"{'model':<22} {'keep':>5} {'MAC ratio':>10} {'time (s)':>9} {'time ratio':>11} {'speed-up / MAC reduction':>25}")
     for r in rows:

@@ -7,7 +7,7 @@ import torch
 
 from espnet_prune.frontend.s3prl_prune import S3prlPruneFrontend
 from espnet_prune.pruning import load_upstream
-from espnet_prune.pruning.distill import LOSSES, LayerDistillation, frame_loss
+from espnet_prune.pruning.distill import LOSSES, LayerDistillation, distill_weight, frame_loss
 
 
 def test_frame_losses():
@@ -89,3 +89,22 @@ def test_frontend_adds_the_distillation_loss_in_training_only(tiny_ckpts, padded
         S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf={**conf, "distill": {"temperature": 2.0}})
     with pytest.raises(FileNotFoundError, match="teacher_ckpt"):
         S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf={**conf, "distill": {"teacher_ckpt": "/nowhere.pt"}})
+
+
+def test_weight_warms_up_and_decays_like_the_target(tiny_ckpts, padded_batch):
+    schedule = dict(weight=2.0, warmup_steps=4, decay_steps=10, final_weight=0.5)
+    assert [distill_weight(s, **schedule) for s in (0, 2, 4, 9, 14, 100)] == [0.0, 1.0, 2.0, 1.25, 0.5, 0.5]
+    assert distill_weight(7, 2.0) == 2.0 and distill_weight(1, 2.0, warmup_steps=4) == 0.5
+    with pytest.raises(ValueError, match="must be >= 0"):
+        distill_weight(0, 1.0, decay_steps=-1)
+    conf = {"method": "mac", "target": 0.3, "warmup_steps": 2, "macs_seconds": 1.0,
+            "distill": {"layers": [[2, 2]], "loss": "l2", **schedule}}  # fmt: skip
+    frontend = S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf=conf).train()
+    wavs, lengths = padded_batch
+    weights = []
+    for _ in range(3):  # the objective's step counts the training calls (saved, so a resumed run goes on)
+        frontend(wavs, lengths)
+        weights.append(float(frontend.pruning_loss()[1]["distill_weight"]))
+    assert weights == [0.5, 1.0, 1.5]
+    with pytest.raises(ValueError, match="pruning_conf.distill: .*must be >= 0"):
+        S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf={**conf, "distill": {"warmup_steps": -5}})

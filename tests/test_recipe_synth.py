@@ -23,7 +23,7 @@ from espnet_prune.pruning.checkpoint import read_checkpoint
 from espnet_prune.pruning.cost import upstream_cost
 
 REPO = Path(__file__).resolve().parents[1]
-OUTPUTS = ("data", "data_ci", "exp", "exp_ci", "downloads", "RESULTS_ci.md")
+OUTPUTS = ("data", "data_ci", "exp", "exp_ci", "exp_demo", "exp_device_check", "downloads", "RESULTS_ci.md")
 DECODED = "decode_asr_ci_lm_train_lm_char"  # the decode config, then the language model
 
 
@@ -43,13 +43,15 @@ def recipe(tmp_path_factory) -> tuple[Path, str]:
     for name in ("TEMPLATE", "synth_librispeech"):
         shutil.copytree(REPO / "egs2" / name, root / name, symlinks=True, ignore=shutil.ignore_patterns(*OUTPUTS))
     recipe = root / "synth_librispeech" / "asr1"
-    return recipe, _run(recipe, "--ci", "true")
+    return recipe, _run(recipe, "--ci", "true", "--train_jobs", "2")  # the two models in two lanes
 
 
 def test_every_stage_runs(recipe):
     _, log = recipe
     for n in range(1, 11):
         assert re.search(rf"Stage {n} done in \d+ s", log), f"stage {n}"
+    for model in ("asr_train_asr_unpruned", "asr_train_asr_mac0.5"):  # each in its lane
+        assert re.search(rf"Stage 6: exp_ci/{re.escape(model)} trained in \d+ s", log), model
     assert "Successfully finished" in log
     # no network attempt or notice from ESPnet's imports (g2p_en's NLTK download, flash-attn)
     assert "nltk_data" not in log and "Flash Attention" not in log
@@ -121,6 +123,72 @@ def test_seeds_train_each_model_per_seed(recipe):
     done = subprocess.run(["./run.sh", "--ci", "true", "--seeds", "0 x"], cwd=recipe_dir, env={**os.environ, "MAIN_ROOT": str(REPO)},
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 2 and "--seeds takes non-negative integers, not 'x'" in done.stdout + done.stderr
+    done = subprocess.run(["./run.sh", "--ci", "true", "--train_jobs", "0"], cwd=recipe_dir, env={**os.environ, "MAIN_ROOT": str(REPO)},
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2 and "--train_jobs takes a positive integer, not '0'" in done.stdout + done.stderr
     done = subprocess.run(["./run.sh", "--ci", "true", "--pruning_sweep", "mac:0.5+teacher"], cwd=recipe_dir,
                           env={**os.environ, "MAIN_ROOT": str(REPO)}, capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 2 and "expected <method>:<target> or <method>:<target>+distill" in done.stdout + done.stderr
+
+
+def test_device_check_dry_run(recipe, tmp_path):
+    """benchmarks/device_check.sh (the GPU check) on CPU with the tiny upstream, on this recipe's --ci data."""
+    done = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "device_check.sh"), "--device", "cpu", "--preset", "tiny", "--batch", "1x2",
+         "--steps", "3", "--recipe", str(recipe[0]), "--out", str(tmp_path)],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    report = (tmp_path / "device_check.md").read_text()
+    for step in ("## 1 facts", "## 2 shrink speed", "## 3 one training step", "## 4 ESPnet training"):
+        assert step in report, report
+    assert re.search(r"^shrunk +0\.50 +0\.\d+", report, re.M), report  # a measured shrunk row
+    assert re.search(r"^\| trained \| bf16 \| 1 x 2 s \| \d+ \| \d+ \| \d+ \|", report, re.M), report
+    train, valid = re.search(r"^train: (.*)\nvalid: (.*)$", report, re.M).groups()
+    assert "sparsity_macs=" in train and "counted_sparsity_macs=" in valid
+    config = yaml.safe_load((recipe[0] / "exp_device_check" / "asr_train_asr_mac0.5" / "config.yaml").read_text())
+    assert config["num_iters_per_epoch"] == 3 and config["use_amp"] is False
+
+
+FAKE_SRUN = """#!/usr/bin/env bash
+# stands in for slurm's srun inside an allocation: --nodes N --ntasks-per-node 1 CMD runs N local tasks
+set -u
+echo "srun $*" >> "${SRUN_LOG}"
+[ "$1" = --nodes ] && [ "$3" = --ntasks-per-node ] && [ "$4" = 1 ] || { echo "fake srun: unexpected $*" >&2; exit 2; }
+n=$2
+shift 4
+pids=()
+for (( i = 0; i < n; i++ )); do
+    SLURM_PROCID=$i SLURM_NODEID=$i SLURM_LOCALID=0 SLURM_NTASKS=$n SLURM_STEP_NUM_NODES=$n SLURM_STEP_NODELIST=localhost "$@" &
+    pids+=($!)
+done
+rc=0
+for pid in "${pids[@]}"; do wait "${pid}" || rc=1; done
+exit ${rc}
+"""
+
+
+def test_multi_node_training_through_slurm(recipe, tmp_path):
+    """`--num_nodes 2 --dist_launcher slurm`: asr.sh starts ESPnet's multi-node mode under srun (here a
+    stand-in that runs the two node tasks locally, gloo on CPU); without --unused_parameters, so every
+    trainable parameter of the model must get a gradient (the upstream's pretraining-only ones are frozen)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text(FAKE_SRUN)
+    (bin_dir / "srun").chmod(0o755)
+    env = {**os.environ, "MAIN_ROOT": str(REPO), "PATH": f"{bin_dir}:{os.environ['PATH']}", "SRUN_LOG": str(tmp_path / "srun.log")}
+    done = subprocess.run(
+        ["./run.sh", "--ci", "true", "--seeds", "5", "--stage", "6", "--stop_stage", "6", "--asr_configs", "conf/train_asr_mac0.5.yaml",
+         "--num_nodes", "2", "--dist_launcher", "slurm", "--train_args", "--max_epoch 1 --num_iters_per_epoch 3 --dist_backend gloo"],
+        cwd=recipe[0], env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    model = recipe[0] / "exp_ci" / "asr_train_asr_mac0.5_seed5"
+    log = (model / "train.log").read_text() if (model / "train.log").exists() else ""
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:] + log[-3000:]
+    assert (tmp_path / "srun.log").read_text().startswith("srun --nodes 2 --ntasks-per-node 1 ")
+    config = yaml.safe_load((model / "config.yaml").read_text())
+    assert config["dist_launcher"] == "slurm" and config["unused_parameters"] is False
+    assert re.search(r"^\[[^]]*:0/2\] ", log, re.M), log[-2000:]  # ESPnet's rank 0 of a world of 2 (both joined)
+    assert (model / "valid.acc.ave.pth").exists()
+    done = subprocess.run(["./run.sh", "--ci", "true", "--num_nodes", "2"], cwd=recipe[0], env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and "--num_nodes 2 needs --dist_launcher slurm or mpi" in done.stdout + done.stderr

@@ -13,7 +13,7 @@ log=exp_demo/run.log
 mkdir -p exp_demo
 echo "[demo] egs2/synth_librispeech/asr1: ./run.sh --demo true (stage lines below; full log: ${recipe}/${log})"
 # one line per stage on the screen, everything in the log
-./run.sh --demo true 2>&1 | tee "${log}.tmp" | grep --line-buffered -E "Stage [0-9]+(:| done)|Error" || {
+./run.sh --demo true --train_jobs 2 2>&1 | tee "${log}.tmp" | grep --line-buffered -E "Stage [0-9]+(:| done)|Error" || {
     mv "${log}.tmp" "${log}"
     echo "[demo] failed; the end of ${recipe}/${log}:" >&2
     tail -n 30 "${log}" >&2

@@ -17,13 +17,15 @@ import torch
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 from typeguard import typechecked
 
-from espnet_prune.pruning.distill import LayerDistillation
+from espnet_prune.pruning.distill import LayerDistillation, distill_weight
 from espnet_prune.pruning.objective import PruningObjective, gate_conf_for
 
 # pruning_conf keys besides "gate_conf" and "distill": the objective's constructor arguments (except the gates)
 PRUNING_KEYS = tuple(p for p in inspect.signature(PruningObjective).parameters if p != "gates")
 # pruning_conf.distill keys: the teacher, the loss weight and LayerDistillation's own arguments
-DISTILL_KEYS = ("teacher_ckpt", "weight", "layers", "teacher_layers", "loss")
+SCHEDULE_KEYS = ("weight", "warmup_steps", "decay_steps", "final_weight")  # distill_weight's arguments
+DISTILL_KEYS = ("teacher_ckpt", *SCHEDULE_KEYS, "layers", "teacher_layers", "loss")
+PRETRAINING_ONLY = ("mask_emb", "label_embs_concat")  # attributes of S3PRL's wav2vec2/HuBERT/WavLM models
 
 
 class S3prlPruneFrontend(AbsFrontend):
@@ -71,13 +73,18 @@ class S3prlPruneFrontend(AbsFrontend):
         self.upstream = load_upstream(upstream_ckpt)
         # as ESPnet's S3prlFrontend: no gradient scaling in the CNN; train_cnn freezes it instead
         self.upstream.model.feature_grad_mult = 1.0
+        # pretraining-only parameters (the masked frames' embedding, HuBERT's label embeddings) get no
+        # gradient when fine-tuning; frozen, distributed data parallel needs no unused-parameter search
+        for name in PRETRAINING_ONLY:
+            if isinstance(getattr(self.upstream.model, name, None), torch.nn.Parameter):
+                getattr(self.upstream.model, name).requires_grad = False
         num_states = self.upstream.num_layers
         if not -num_states <= layer < num_states:
             raise ValueError(f"frontend s3prl_prune: layer {layer} out of range for {num_states} hidden states")
         self.layer = layer
         self.featurizer = Featurizer(self.upstream) if multilayer_feature else None
         self.distill: Optional[LayerDistillation] = None
-        self.distill_weight = 0.0
+        self.distill_schedule: dict[str, Any] = {}
         self._distill_loss: Optional[torch.Tensor] = None
         self.objective = self._attach_pruning(pruning_conf, upstream_ckpt) if pruning_conf is not None else None
         if not train_cnn:
@@ -114,7 +121,11 @@ class S3prlPruneFrontend(AbsFrontend):
             raise ValueError(f"frontend s3prl_prune: unknown pruning_conf.distill keys {unknown}; allowed: {list(DISTILL_KEYS)}")
         conf = dict(conf)
         teacher_ckpt = conf.pop("teacher_ckpt", None) or upstream_ckpt
-        self.distill_weight = float(conf.pop("weight", 1.0))
+        self.distill_schedule = {"weight": 1.0, **{k: conf.pop(k) for k in SCHEDULE_KEYS if k in conf}}
+        try:
+            distill_weight(0, **self.distill_schedule)
+        except ValueError as error:
+            raise ValueError(f"frontend s3prl_prune: pruning_conf.distill: {error}") from None
         if not os.path.exists(teacher_ckpt):
             raise FileNotFoundError(f"frontend s3prl_prune: pruning_conf.distill.teacher_ckpt {teacher_ckpt!r} does not exist")
         teacher = load_upstream(teacher_ckpt)
@@ -141,8 +152,9 @@ class S3prlPruneFrontend(AbsFrontend):
             return None
         loss, stats = self.objective()
         if self._distill_loss is not None:
-            loss = loss + self.distill_weight * self._distill_loss
-            stats = {**stats, "loss_distill": self._distill_loss.detach()}
+            weight = distill_weight(int(self.objective.step), **self.distill_schedule)
+            loss = loss + weight * self._distill_loss
+            stats = {**stats, "loss_distill": self._distill_loss.detach(), "distill_weight": loss.new_tensor(weight)}
             self._distill_loss = None
         return loss, stats
 

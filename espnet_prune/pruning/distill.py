@@ -45,6 +45,20 @@ def frame_loss(student: torch.Tensor, teacher: torch.Tensor, loss: str) -> torch
     return sum(terms)
 
 
+def distill_weight(step: int, weight: float, warmup_steps: int = 0, decay_steps: int = 0, final_weight: Optional[float] = None) -> float:
+    """The distillation loss's weight after ``step`` training steps, scheduled like the pruning target:
+    linear from 0 to ``weight`` over ``warmup_steps``, then linear to ``final_weight`` (default
+    ``weight``: constant) over ``decay_steps``, then held."""
+    if min(weight, warmup_steps, decay_steps) < 0 or (final_weight is not None and final_weight < 0):
+        raise ValueError("distillation weight, final_weight, warmup_steps and decay_steps must be >= 0")
+    if step < warmup_steps:
+        return weight * step / warmup_steps
+    final = weight if final_weight is None else final_weight
+    if decay_steps == 0:
+        return final
+    return weight + (final - weight) * min(1.0, (step - warmup_steps) / decay_steps)
+
+
 class LayerDistillation(nn.Module):
     """Distillation loss between a student's and a frozen teacher's hidden states.
 

@@ -29,8 +29,15 @@
 #   --stage, --stop_stage N    first and last stage (default 1, 100)
 #   --task asr|slu             (default asr)
 #   --datadir data, --expdir exp   where the data directories and the models go
-#   --ngpu N                   GPUs for training (ESPnet: > 1 runs distributed data parallel)
+#   --ngpu N                   GPUs for training (per node; ESPnet: > 1 runs distributed data parallel)
+#   --num_nodes N              nodes for training (> 1: ESPnet's multi-node mode, one launcher task per
+#                              node spawning --ngpu workers, initialised through a file in the model's
+#                              directory, which must be on a shared file system)
+#   --dist_launcher slurm|mpi  how the nodes are started when --num_nodes > 1: srun (from inside an
+#                              sbatch allocation) or Open MPI's mpirun, one task per node
 #   --nj N                     decoding processes (default: the number of cores)
+#   --train_jobs N             stage 6 trains N models at a time, each with nproc/N threads (CPU
+#                              sweeps; default 1: one after the other)
 #   --train_set, --valid_set, --test_sets "a b"   data directory names under ${datadir}
 #   --local_data_opts "..."    options for local/data.sh
 #   --token_type bpe|char|word the units the models are trained on (default bpe)
@@ -73,7 +80,10 @@ task=asr
 datadir=data
 expdir=exp
 ngpu=0
+num_nodes=1
+dist_launcher=
 nj=$(nproc)
+train_jobs=1
 train_set=train
 valid_set=dev
 test_sets=test
@@ -143,6 +153,19 @@ if [ -n "${pretrain_config}" ] && [ -z "${ssl_ckpt}" ]; then
     ssl_ckpt=${pretrain_dir}/upstream.pt
 fi
 [ -n "${asr_configs}" ] || { log "Error: --asr_configs is empty"; exit 2; }
+[[ "${train_jobs}" =~ ^[1-9][0-9]*$ ]] || { log "Error: --train_jobs takes a positive integer, not '${train_jobs}'"; exit 2; }
+if [ "${train_jobs}" -gt 1 ] && { [ "${ngpu}" -gt 0 ] || [ "${num_nodes}" -gt 1 ]; }; then
+    log "Error: --train_jobs > 1 shares CPU cores; with --ngpu or --num_nodes, launch one run.sh per GPU (CUDA_VISIBLE_DEVICES) or allocation on a part of --asr_configs/--pruning_sweep"
+    exit 2
+fi
+train_launcher=()
+if [ "${num_nodes}" -gt 1 ]; then
+    case "${dist_launcher}" in
+        slurm) train_launcher=(srun --nodes "${num_nodes}" --ntasks-per-node 1) ;;
+        mpi) train_launcher=(mpirun -np "${num_nodes}" --npernode 1) ;;
+        *) log "Error: --num_nodes ${num_nodes} needs --dist_launcher slurm or mpi, not '${dist_launcher}'"; exit 2 ;;
+    esac
+fi
 for conf in ${asr_configs} ${pretrain_config} ${lm_config} ${inference_config}; do
     [ -f "${conf}" ] || { log "Error: ${conf} does not exist"; exit 2; }
 done
@@ -373,21 +396,50 @@ if run_stage 5 && [ -n "${lm_config}" ]; then
     stage_done 5
 fi
 
-if run_stage 6; then
-    [ -f "${stats_dir}/train/speech_shape" ] || { log "Error: ${stats_dir} is missing (stage 4 makes it)"; exit 1; }
-    for model in "${models[@]}"; do
-        IFS='|' read -r dir config sweep_args <<< "${model}"
+# train_lane <k>: train models k, k + train_jobs, k + 2 train_jobs, ... one after the other
+train_lane() {
+    local k=$1 i dir config sweep_args stage_start
+    for (( i = k; i < ${#models[@]}; i += train_jobs )); do
+        IFS='|' read -r dir config sweep_args <<< "${models[i]}"
         stage_start=${SECONDS}
         log "Stage 6: training ${dir} (${config} ${sweep_args}); log: ${dir}/train.log"
         mkdir -p "${dir}"
         keep_log "${dir}/train.log"
+        dist_args=
+        if [ "${num_nodes}" -gt 1 ]; then
+            # every node's task must name the same, not yet existing file
+            dist_args="--dist_launcher ${dist_launcher} --multiprocessing_distributed true --dist_init_method file://$(cd "${dir}" && pwd)/.dist_init_$(date +%s%N)"
+        fi
         # shellcheck disable=SC2046,SC2086
-        ${python} -m "${train_module}" --config "${config}" --ngpu "${ngpu}" --resume true \
+        "${train_launcher[@]}" ${python} -m "${train_module}" --config "${config}" --ngpu "${ngpu}" --resume true \
             --use_preprocessor true ${token_args} ${task_args} --frontend_conf upstream_ckpt="${ssl_ckpt}" --output_dir "${dir}" \
-            $(data_files "${target_name}" "${task}") $(shape_files "${stats_dir}") ${sweep_args} ${train_args} \
-            > "${dir}/train.log" 2>&1 || { log "Error: see ${dir}/train.log"; exit 1; }
-        stage_done 6
+            $(data_files "${target_name}" "${task}") $(shape_files "${stats_dir}") ${sweep_args} ${dist_args} ${train_args} \
+            > "${dir}/train.log" 2>&1 || { log "Error: see ${dir}/train.log"; return 1; }
+        log "Stage 6: ${dir} trained in $(( SECONDS - stage_start )) s"
     done
+}
+
+if run_stage 6; then
+    stage_start=${SECONDS}
+    [ -f "${stats_dir}/train/speech_shape" ] || { log "Error: ${stats_dir} is missing (stage 4 makes it)"; exit 1; }
+    if [ "${train_jobs}" -eq 1 ]; then
+        train_lane 0 || exit 1
+    else
+        # CPU lanes share the cores (unless OMP_NUM_THREADS says otherwise); each lane's failure is its own
+        lane_threads=$(( $(nproc) / train_jobs ))
+        lane_threads=${OMP_NUM_THREADS:-$(( lane_threads > 0 ? lane_threads : 1 ))}
+        lanes=()
+        for (( k = 0; k < train_jobs; k++ )); do
+            ( export OMP_NUM_THREADS=${lane_threads}; train_lane "${k}" ) &
+            lanes+=($!)
+        done
+        failed=0
+        for pid in "${lanes[@]}"; do
+            wait "${pid}" || failed=1
+        done
+        [ "${failed}" -eq 0 ] || { log "Error: a training failed (its log is named above)"; exit 1; }
+    fi
+    stage_done 6
 fi
 
 if run_stage 7; then
