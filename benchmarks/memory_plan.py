@@ -102,6 +102,7 @@ def measure(config: Path, arch: str, preset: str, device: str, batch: int, secon
              "--frontend_conf", f"upstream_ckpt={tmp}/upstream.pt", "--frontend_conf", f"train_cnn={str(train_cnn).lower()}",
              *([] if train_cnn else ["--frontend_conf", "pruning_conf.method=trf_only"])]
         )  # fmt: skip
+        torch.manual_seed(0)  # every point's model starts the same: fp32 and autocast losses compare
         model = ASRPruneTask.build_model(args).to(device)
     optimizer = ASRPruneTask.build_optimizers(args, model)[0]
     model.train()
@@ -256,6 +257,15 @@ def report(rows: list[dict], config: Path, fitted: dict | None = None) -> str:
             predicted = predicted_mb(r, fitted)
             line += " - | - |" if predicted is None else f" {predicted:.0f} | {r['peak_mb'] / predicted:.2f} |"
         lines.append(line)
+    pairs = [
+        (r, h) for r in rows for h in rows
+        if r["precision"] == "fp32" and h["precision"] != "fp32"
+        and (r["train_cnn"], r["batch"], r["seconds"]) == (h["train_cnn"], h["batch"], h["seconds"])
+    ]  # fmt: skip
+    if pairs:
+        worst = max(abs(h["loss"] / r["loss"] - 1) for r, h in pairs)
+        lines += ["", f"Autocast vs fp32, the same model and batch: the step's training loss differs by at most {worst:.2%} "
+                      f"({len(pairs)} pairs; the expected cost is computed in fp32 either way, `tests/test_amp.py`)."]  # fmt: skip
     fitted_here = fits(rows)
     if not fitted_here:
         return "\n".join(lines) + "\n"
