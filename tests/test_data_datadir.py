@@ -80,7 +80,7 @@ def test_write_data_dir_replaces_an_existing_directory_whole(tmp_path: Path) -> 
     ("table", "content", "message"),
     [
         ("utt2spk", "b-1 b\na-1 a\n", "not sorted"),
-        ("utt2spk", "a-1 a\na-1 a\n", "duplicate"),
+        ("utt2spk", "a-1 a\na-1 a\n", "occurs twice"),
         ("text", "a-1 HELLO\n", "missing \\['b-1'\\]"),
         ("wav.scp", "a-1 /a.flac\nb-1 /b.flac\nc-1 /c.flac\n", "not in utt2spk"),
         ("spk2utt", "a a-1\nb\n", "expected '<key> <value>'"),

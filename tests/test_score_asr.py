@@ -208,7 +208,7 @@ def test_non_utf8_input_names_file_and_line(ref_hyp: tuple[Path, Path], tmp_path
 def test_duplicate_ids_and_uncovered_utt2spk_are_errors(ref_hyp: tuple[Path, Path], tmp_path: Path) -> None:
     ref, hyp = ref_hyp
     twice = write_lines(tmp_path / "twice", ["spk1-a x", "spk1-a y"])
-    with pytest.raises(ScoringInputError, match=r"twice:2: utterance 'spk1-a' occurs twice"):
+    with pytest.raises(ScoringInputError, match=r"twice:2: key 'spk1-a' occurs twice"):
         score(ref, twice, tmp_path / "out")
     utt2spk = write_lines(tmp_path / "utt2spk", ["spk1-a spk1"])
     with pytest.raises(ScoringInputError, match=r"utt2spk: no speaker for spk1-b, spk2-c, spk2-d"):

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 from espnet_prune.data.atomic import atomic_directory
+from espnet_prune.data.datadir import read_table
 
 logger = logging.getLogger(__name__)
 
@@ -65,34 +66,6 @@ class ScoringInputError(ValueError):
 
 # ---------------------------------------------------------------------------------------------
 # Inputs
-
-
-def read_text_table(path: Path) -> dict[str, str]:
-    """Read `<utt-id> <text>` lines, text possibly empty; blank lines are skipped.
-
-    ScoringInputError for an unreadable file, a line that is not UTF-8, or an id given twice.
-    """
-    path = Path(path)
-    try:
-        raw_lines = path.read_bytes().splitlines()
-    except OSError as error:
-        raise ScoringInputError(f"cannot read ({error.strerror})", path) from None
-    table: dict[str, str] = {}
-    for number, raw in enumerate(raw_lines, start=1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            byte = raw[error.start]
-            raise ScoringInputError(
-                f"not UTF-8 (byte {byte:#04x} at column {error.start + 1})", path, number
-            ) from None
-        fields = line.split(maxsplit=1)
-        if not fields:
-            continue
-        if fields[0] in table:
-            raise ScoringInputError(f"utterance {fields[0]!r} occurs twice", path, number)
-        table[fields[0]] = fields[1].strip() if len(fields) == 2 else ""
-    return table
 
 
 def tokenize(text: str, unit: Unit) -> list[str]:
@@ -627,11 +600,11 @@ def score(
     score_dir = Path(score_dir)
     # A report left from an earlier run would look current if this one failed or were interrupted.
     shutil.rmtree(score_dir, ignore_errors=True)
-    refs = read_text_table(ref_path)
+    refs = read_table(ref_path, strict=False, error=ScoringInputError)
     if not refs:
         raise ScoringInputError("no utterances", ref_path)
-    hyps = read_text_table(hyp_path)
-    utt2spk = None if utt2spk_path is None else read_text_table(utt2spk_path)
+    hyps = read_table(hyp_path, strict=False, error=ScoringInputError)
+    utt2spk = None if utt2spk_path is None else read_table(utt2spk_path, strict=False, error=ScoringInputError)
     if utt2spk is not None:
         no_speaker = [utt_id for utt_id in refs if not utt2spk.get(utt_id)]
         if no_speaker:

@@ -26,8 +26,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from espnet_prune.asr.score import ScoringInputError, read_text_table, score
+from espnet_prune.asr.score import ScoringInputError, score
 from espnet_prune.data.atomic import atomic_directory
+from espnet_prune.data.datadir import read_table
 from espnet_prune.slu.metrics import (
     AVERAGES,
     evaluate,
@@ -108,9 +109,9 @@ def run(args: argparse.Namespace) -> None:
         name = args.name or args.gold.stem
     transcripts = None
     if args.hyp is not None:
-        intents = None if args.hyp_intent is None else read_text_table(args.hyp_intent)
+        intents = None if args.hyp_intent is None else read_table(args.hyp_intent, strict=False, error=ScoringInputError)
         predictions, transcripts = predictions_from_hypotheses(
-            read_text_table(args.hyp), recordings, args.hyp, intents, args.hyp_intent
+            read_table(args.hyp, strict=False, error=ScoringInputError), recordings, args.hyp, intents, args.hyp_intent
         )
     else:
         predictions = read_predictions_jsonl(args.predictions)

@@ -31,7 +31,7 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from espnet_prune.asr.score import ScoringInputError, read_text_table
+from espnet_prune.asr.score import ScoringInputError
 from espnet_prune.bin import asr_decode
 from espnet_prune.data.atomic import atomic_file
 from espnet_prune.data.datadir import DataDirError, read_table
@@ -160,8 +160,8 @@ def write_predictions(train_config: Path, data_dir: Path, decode_dir: Path) -> D
     if intent_list is None:
         raise SystemExit(f"slu_inference: {train_config} has no model_conf.intent_list: not an espnet_prune_slu model")
     try:  # hypotheses can be empty (nothing decoded): read as the scorers read them
-        hypotheses = read_text_table(decode_dir / TEXT_NAME)
-        head = read_text_table(decode_dir / "intent") if (decode_dir / "intent").is_file() else {}
+        hypotheses = read_table(decode_dir / TEXT_NAME, strict=False, error=ScoringInputError)
+        head = read_table(decode_dir / "intent", strict=False, error=ScoringInputError) if (decode_dir / "intent").is_file() else {}
     except ScoringInputError as error:
         raise SystemExit(f"slu_inference: {error}") from None
     recordings = _optional_table(data_dir, "recording")

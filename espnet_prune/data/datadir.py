@@ -71,26 +71,41 @@ def write_table(path: Path, rows: Iterable[tuple[str, str]]) -> None:
             out.write(format_table_line(key, value))
 
 
-def read_table(path: Path) -> dict[str, str]:
-    """Read a table, checking each line's format and that keys are sorted and unique."""
+def read_table(path: Path, strict: bool = True, error: type[ValueError] = DataDirError) -> dict[str, str]:
+    """Read a Kaldi table (``<key> <value>`` lines), the one reader of the project.
+
+    ``strict`` (data directories, as validate_data_dir.sh wants them): every line has a value and the
+    keys are sorted (C order). Otherwise (what programs wrote: hypotheses, decoded intents) blank
+    lines are skipped, a key alone has an empty value and any order goes. Either way a key given
+    twice, an unreadable file or bytes that are not UTF-8 raise ``error(reason, path, line)``.
+    """
     table: dict[str, str] = {}
     previous = None
     try:
         lines = Path(path).read_bytes().split(b"\n")
-    except OSError as error:
-        raise DataDirError(f"cannot read ({error.strerror})", path) from None
+    except OSError as problem:
+        raise error(f"cannot read ({problem.strerror})", path) from None
     if lines and lines[-1] == b"":
         lines.pop()
     for number, raw in enumerate(lines, start=1):
         try:
-            key, value = parse_table_line(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise DataDirError("not UTF-8", path, number) from None
-        except ValueError as error:
-            raise DataDirError(str(error), path, number) from None
-        if previous is not None and key <= previous:
-            problem = "duplicate" if key == previous else "not sorted (C order)"
-            raise DataDirError(f"key {key!r} is {problem} after {previous!r}", path, number)
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as problem:
+            raise error(f"not UTF-8 (byte {raw[problem.start]:#04x} at column {problem.start + 1})", path, number) from None
+        if strict:
+            try:
+                key, value = parse_table_line(line)
+            except ValueError as problem:
+                raise error(str(problem), path, number) from None
+        else:
+            fields = line.split(maxsplit=1)
+            if not fields:
+                continue
+            key, value = fields[0], fields[1].strip() if len(fields) == 2 else ""
+        if key in table:
+            raise error(f"key {key!r} occurs twice", path, number)
+        if strict and previous is not None and key < previous:
+            raise error(f"key {key!r} is not sorted (C order) after {previous!r}", path, number)
         table[key] = value
         previous = key
     return table
