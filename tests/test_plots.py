@@ -9,7 +9,7 @@ import statistics
 
 import pytest
 
-from espnet_prune.bin.asr_results import TASKS, ModelResult, group_results, results_markdown, write_plots
+from espnet_prune.bin.asr_results import TASKS, ModelResult, group_results, results_markdown, teacher_effects, write_plots
 from espnet_prune.plots import plot_layers, plot_tradeoff
 from espnet_prune.pruning.arch import UpstreamArch
 from espnet_prune.pruning.objective import pruning_summary
@@ -58,8 +58,8 @@ def test_results_show_the_plots(tmp_path):
     assert "![wer_vs_gmacs_test](plots/wer_vs_gmacs_test.png)" in text
 
 
-def test_seeded_runs_are_one_row_with_mean_sd_and_mapsswe(tmp_path):
-    """Three seeds of two models: mean ± sample sd, and the p-value of the pooled MAPSSWE test."""
+def _seeded_results(tmp_path, models, seeds=3) -> list[ModelResult]:
+    """(name, method, word error rate) models x seeds, each run's hypotheses scored by sclite."""
     from espnet_prune.asr.score import score
 
     words = "the cat sat on a mat and dog ran far".split()
@@ -68,15 +68,21 @@ def test_seeded_runs_are_one_row_with_mean_sd_and_mapsswe(tmp_path):
     ref_path = tmp_path / "text"
     ref_path.write_text("".join(f"{u} {' '.join(w)}\n" for u, w in refs.items()))
     results = []
-    for name, method, rate in (("asr_a", "unpruned", 0.02), ("asr_b", "mac", 0.25)):
-        for seed in range(3):
+    for name, method, rate in models:
+        for seed in range(seeds):
             decode_dir = tmp_path / f"{name}_seed{seed}" / "decode" / "test"
             hyp_path = tmp_path / f"hyp_{name}_{seed}"
             hyp_path.write_text("".join(f"{u} {' '.join(w if rng.random() >= rate else 'zzz' for w in ws)}\n" for u, ws in refs.items()))
             wer = float(score(ref_path, hyp_path, decode_dir / "score_wer", use_sclite=True).summary["wer"])
-            target, counted = (0.5, {"macs": 0.50 + 0.002 * seed}) if method == "mac" else (None, None)
+            target, counted = (0.5, {"macs": 0.50 + 0.002 * seed}) if method != "unpruned" else (None, None)
             results.append(ModelResult(f"{name}_seed{seed}", method, target, counted, {"test": {"WER": wer}},
                                        1.0, 1.0, None, None, None, None, {"test": decode_dir}))  # fmt: skip
+    return results
+
+
+def test_seeded_runs_are_one_row_with_mean_sd_and_mapsswe(tmp_path):
+    """Three seeds of two models: mean ± sample sd, and the p-value of the pooled MAPSSWE test."""
+    results = _seeded_results(tmp_path, (("asr_a", "unpruned", 0.02), ("asr_b", "mac", 0.25)))
     groups = group_results(results, ["test"], TASKS["asr"])
     assert [g.first.model for g in groups] == ["asr_a", "asr_b"] and [len(g.runs) for g in groups] == [3, 3]
     wers = [r.scores["test"]["WER"] for r in results[3:]]
@@ -85,6 +91,21 @@ def test_seeded_runs_are_one_row_with_mean_sd_and_mapsswe(tmp_path):
     text = results_markdown("R", groups, ["test"], "decode")
     mean, sd = groups[1].score("test", "WER")
     assert f"| asr_b | mac | 0.50 | - | 0.502 | 3 | {mean:.2f} | {sd:.2f} | <0.001 |" in text
+    assert "With a teacher" not in text
+
+
+def test_teacher_section_pairs_each_distilled_model_with_its_plain_twin(tmp_path):
+    models = (("asr_u", "unpruned", 0.02), ("asr_p_mac0.7", "mac", 0.30), ("asr_p_mac0.7_distill", "mac+distill", 0.12))
+    groups = group_results(_seeded_results(tmp_path, models, seeds=2), ["test"], TASKS["asr"])
+    (effect,) = teacher_effects(groups, ["test"], TASKS["asr"])
+    assert (effect.with_teacher.first.model, effect.without.first.model, effect.unpruned.first.model) == (
+        "asr_p_mac0.7_distill", "asr_p_mac0.7", "asr_u")
+    with_t, without, unpruned = (effect.with_teacher.score("test", "WER")[0], effect.without.score("test", "WER")[0],
+                                 groups[0].score("test", "WER")[0])  # fmt: skip
+    assert effect.gap_closed("test", "WER") == pytest.approx((with_t - without) / (unpruned - without))
+    assert 0 < effect.gap_closed("test", "WER") < 1 and effect.comparisons[("test", "WER")] < 0.05
+    text = results_markdown("R", groups, ["test"], "decode")
+    assert f"| asr_p_mac0.7_distill | 0.50 | {without:.2f} | {with_t:.2f} | {unpruned:.2f} | {effect.gap_closed('test', 'WER'):.0%} |" in text
 
 
 def test_training_minutes_add_the_runs_a_resumed_training_logged(tmp_path):

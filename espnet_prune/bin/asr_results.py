@@ -203,6 +203,23 @@ def _compare(column: str, score_dirs: list[tuple[Path, Path]]) -> Comparison:
     return (100 * diff, 100 * low, 100 * high)
 
 
+def _paired_tests(runs: Sequence[ModelResult], baseline: Sequence[ModelResult], test_sets: Sequence[str], task: Task) -> dict[tuple[str, str], Comparison]:
+    """Each score column's test of ``runs`` against ``baseline``, runs paired by seed and pooled."""
+    by_seed = {b.seed: b for b in baseline}
+    paired = [(r, by_seed[r.seed]) for r in runs if r.seed in by_seed]
+    comparisons: dict[tuple[str, str], Comparison] = {}
+    for dset in test_sets:
+        decoded = [(r.decode_dirs.get(dset), b.decode_dirs.get(dset)) for r, b in paired]
+        if not paired or any(r is None or b is None for r, b in decoded):
+            continue
+        for column in task.columns:
+            where = task.wer_dir if column == "WER" else task.score_dir
+            dirs = [(where(r), where(b)) for r, b in decoded]
+            if all((d / _TESTS[column][1]).is_file() for pair in dirs for d in pair):
+                comparisons[(dset, column)] = _compare(column, dirs)
+    return comparisons
+
+
 def group_results(results: Sequence[ModelResult], test_sets: Sequence[str], task: Task) -> list[GroupResult]:
     """Runs of one model (``<model>_seed<N>`` directories) grouped, in order of first appearance.
 
@@ -215,24 +232,48 @@ def group_results(results: Sequence[ModelResult], test_sets: Sequence[str], task
     for r in results:
         groups.setdefault(r.model, []).append(r)
     baselines = [runs for runs in groups.values() if runs[0].method == "unpruned"]
-    out = []
-    for runs in groups.values():
-        comparisons: dict[tuple[str, str], Comparison] = {}
-        if len(baselines) == 1 and runs is not baselines[0]:
-            by_seed = {b.seed: b for b in baselines[0]}
-            paired = [(r, by_seed[r.seed]) for r in runs if r.seed in by_seed]
-            for dset in test_sets:
-                decoded = [(r.decode_dirs.get(dset), b.decode_dirs.get(dset)) for r, b in paired]
-                if not paired or any(r is None or b is None for r, b in decoded):
-                    continue
-                for column in task.columns:
-                    where = task.wer_dir if column == "WER" else task.score_dir
-                    dirs = [(where(r), where(b)) for r, b in decoded]
-                    needed = _TESTS[column][1]
-                    if all((d / needed).is_file() for pair in dirs for d in pair):
-                        comparisons[(dset, column)] = _compare(column, dirs)
-        out.append(GroupResult(runs, comparisons))
-    return out
+    return [
+        GroupResult(runs, _paired_tests(runs, baselines[0], test_sets, task) if len(baselines) == 1 and runs is not baselines[0] else {})
+        for runs in groups.values()
+    ]
+
+
+@dataclass
+class TeacherEffect:
+    """A model pruned with a teacher against the same method and target without one."""
+
+    with_teacher: GroupResult
+    without: GroupResult
+    unpruned: Optional[GroupResult]
+    comparisons: dict[tuple[str, str], Comparison]  # with vs without, paired by seed
+
+    def gap_closed(self, dset: str, column: str) -> Optional[float]:
+        """The share of the gap between the model without a teacher and the unpruned one that the
+        teacher closes (1: all of it; negative: the teacher widened it)."""
+        if self.unpruned is None:
+            return None
+        scores = [g.score(dset, column)[0] for g in (self.with_teacher, self.without, self.unpruned)]
+        if any(v is None for v in scores) or scores[2] == scores[1]:
+            return None
+        return (scores[0] - scores[1]) / (scores[2] - scores[1])
+
+
+def teacher_effects(groups: Sequence[GroupResult], test_sets: Sequence[str], task: Task) -> list[TeacherEffect]:
+    """Every ``<method>+distill`` group beside the group of the same config, method and target without it."""
+    unpruned = [g for g in groups if g.first.method == "unpruned"]
+    effects = []
+    for g in groups:
+        if not g.first.method.endswith("+distill"):
+            continue
+        method = g.first.method.removesuffix("+distill")
+        plain = [
+            h for h in groups
+            if h.first.method == method and h.first.target == g.first.target and h.first.model == g.first.model.removesuffix("_distill")
+        ]  # fmt: skip
+        if len(plain) == 1:
+            effects.append(TeacherEffect(g, plain[0], unpruned[0] if len(unpruned) == 1 else None,
+                                         _paired_tests(g.runs, plain[0].runs, test_sets, task)))  # fmt: skip
+    return effects
 
 
 def _seconds(text: str) -> float:
@@ -407,9 +448,39 @@ def results_markdown(
         "|" + "---|" * len(header),
         *["| " + " | ".join(row) + " |" for row in rows],
         "",
+        *_teacher_section(teacher_effects(groups, test_sets, task), test_sets, task),
         *[f"![{Path(image).stem}]({image})\n" for image in images],
     ]
     return "\n".join(lines)
+
+
+def _teacher_section(effects: Sequence[TeacherEffect], test_sets: Sequence[str], task: Task) -> list[str]:
+    if not effects:
+        return []
+    header = ["model", "target"]
+    for d in test_sets:
+        for c in task.columns:
+            header += [f"{c} {d}: without", "with", "unpruned", "gap closed", _TESTS[c][0]]
+    rows = []
+    for e in effects:
+        row = [e.with_teacher.first.model, f"{e.with_teacher.first.target:.2f}"]
+        for d in test_sets:
+            for c in task.columns:
+                means = [g.score(d, c)[0] if g is not None else None for g in (e.without, e.with_teacher, e.unpruned)]
+                closed = e.gap_closed(d, c)
+                row += ["-" if m is None else f"{m:.2f}" for m in means]
+                row += ["-" if closed is None else f"{closed:.0%}", _comparison(e.comparisons.get((d, c)))]
+        rows.append(row)
+    return [
+        "## With a teacher (layer-wise distillation)\n",
+        "Each model pruned with distillation from the unpruned upstream beside the same method and target "
+        "without it (means over seeds); gap closed = (with - without) / (unpruned - without); the test is "
+        "with against without, runs paired by seed and pooled.\n",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *["| " + " | ".join(row) + " |" for row in rows],
+        "",
+    ]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
