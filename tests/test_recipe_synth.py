@@ -23,7 +23,7 @@ from espnet_prune.pruning.checkpoint import read_checkpoint
 from espnet_prune.pruning.cost import upstream_cost
 
 REPO = Path(__file__).resolve().parents[1]
-OUTPUTS = ("data", "data_ci", "exp", "exp_ci", "exp_demo", "exp_device_check", "downloads", "RESULTS_ci.md")
+OUTPUTS = ("data", "data_*", "exp", "exp_*", "downloads", "RESULTS_ci.md")  # a local run's outputs stay behind
 DECODED = "decode_asr_ci_lm_train_lm_char"  # the decode config, then the language model
 
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-OUTPUTS = ("data", "data_ci", "exp", "exp_ci", "downloads", "RESULTS_ci.md", "RESULTS_ci_plots")
+OUTPUTS = ("data", "data_*", "exp", "exp_*", "downloads", "RESULTS_ci.md", "RESULTS_ci_plots")
 MODELS = ("slu_train_slu_unpruned", "slu_train_slu_mac0.5")
 
 
