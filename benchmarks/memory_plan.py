@@ -195,12 +195,11 @@ def predicted_mb(row: dict, fitted: dict) -> float | None:
 def sweep_estimate(record: dict) -> list[str]:
     """The paper's sweep as egs2/librispeech_100 runs it: steps and GPU-hours per card at the planned
     batch (trained CNN, bf16), from the upstream's MACs and the cards' spec throughput."""
-    import torch
     import yaml
 
-    from espnet_prune.pruning.checkpoint import read_checkpoint
+    from espnet_prune.pruning.arch import UpstreamArch
     from espnet_prune.pruning.cost import upstream_cost
-    from espnet_prune.pruning.presets import make_checkpoint
+    from espnet_prune.pruning.presets import PRESETS
 
     planned = next((f for f in record["fits"] if (f["cnn"], f["precision"]) == ("trained", "bf16")), None)
     if planned is None:
@@ -208,10 +207,8 @@ def sweep_estimate(record: dict) -> list[str]:
     epochs = yaml.safe_load((REPO / record["config"]).read_text())["max_epoch"]
     sweep = re.search(r'^ +--pruning_sweep "([^"]*)"', SWEEP_RUN.read_text(), re.M).group(1).split()  # the call, not the usage comment
     models = len(sweep) + 1  # and the unpruned baseline
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "upstream.pt"
-        torch.save(make_checkpoint(record["arch"], record["preset"], seed=0), path)  # its arch as the loader reads it
-        macs_per_second = upstream_cost(read_checkpoint(path).arch, 10.0).macs / 10.0
+    arch = UpstreamArch.from_model_cfg(record["arch"], PRESETS[record["preset"]], None)
+    macs_per_second = upstream_cost(arch, 10.0).macs / 10.0
     flops = 6 * macs_per_second * TRAIN_SECONDS * epochs  # 2 FLOPs a MAC, backward twice the forward
     lines = [
         "",

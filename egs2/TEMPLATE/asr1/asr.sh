@@ -398,7 +398,7 @@ fi
 
 # train_lane <k>: train models k, k + train_jobs, k + 2 train_jobs, ... one after the other
 train_lane() {
-    local k=$1 i dir config sweep_args stage_start
+    local k=$1 i dir config sweep_args stage_start dist_args
     for (( i = k; i < ${#models[@]}; i += train_jobs )); do
         IFS='|' read -r dir config sweep_args <<< "${models[i]}"
         stage_start=${SECONDS}
