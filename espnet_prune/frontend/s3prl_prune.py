@@ -23,7 +23,7 @@ from espnet_prune.pruning.objective import PruningObjective, gate_conf_for
 # pruning_conf keys besides "gate_conf" and "distill": the objective's constructor arguments (except the gates)
 PRUNING_KEYS = tuple(p for p in inspect.signature(PruningObjective).parameters if p != "gates")
 # pruning_conf.distill keys: the teacher, the loss weight and LayerDistillation's own arguments
-SCHEDULE_KEYS = ("weight", "warmup_steps", "decay_steps", "final_weight")  # distill_weight's arguments
+SCHEDULE_KEYS = tuple(p for p in inspect.signature(distill_weight).parameters if p != "step")
 DISTILL_KEYS = ("teacher_ckpt", *SCHEDULE_KEYS, "layers", "teacher_layers", "loss")
 PRETRAINING_ONLY = ("mask_emb", "label_embs_concat")  # attributes of S3PRL's wav2vec2/HuBERT/WavLM models
 
