@@ -6,9 +6,10 @@ toolkit does), and what per-gate rounding of the expected L0 (FLOP/CoFi's test-t
 it did before) would have counted from the same gates; the controller's largest overshoot of
 the target after the warm-up, and the number of sublayer gates left half open (0.1 < P < 0.9).
 Each (method, target) is trained once per seed and per ``--dampings`` value of the objective's
-fixed quadratic penalty (0 = the controller without it); the summary gives the largest misses.
+fixed quadratic penalty (0 = the controller without it; ``100@warmup``: 100, applied once the
+target has stopped rising); the summary gives the largest misses.
 
-    tools/venv/bin/python benchmarks/budgets.py --seeds 0 1 2 --dampings 0 100 --jobs 2 \
+    tools/venv/bin/python benchmarks/budgets.py --seeds 0 1 2 --dampings 0 100 100@warmup --jobs 2 \
         --out benchmarks/RESULTS_budgets.md
 
 One thread per process; --jobs 2 runs two trainings at a time.
@@ -29,7 +30,15 @@ METHODS = ("trf_only", "sep_size", "size", "mac", "size_mac")
 TARGETS = (0.3, 0.5, 0.7)
 
 
-def measure(method: str, target: float, steps: int, seed: int, damping: float) -> dict:
+def damping_options(spec: str) -> dict:
+    """``"100"`` -> damping from the first step; ``"100@warmup"`` -> from the end of the warm-up."""
+    value, _, when = spec.partition("@")
+    if when not in ("", "warmup"):
+        raise ValueError(f"damping {spec!r}: expected a number, optionally followed by '@warmup'")
+    return {"damping": float(value), "damping_after_warmup": when == "warmup"}
+
+
+def measure(method: str, target: float, steps: int, seed: int, damping: str) -> dict:
     """One training; the row's numbers (or the objective's refusal)."""
     import torch
 
@@ -39,7 +48,7 @@ def measure(method: str, target: float, steps: int, seed: int, damping: float) -
 
     torch.set_num_threads(1)
     try:
-        upstream, objective, losses, trajectory = train(method, target, steps, seed, damping=damping)
+        upstream, objective, losses, trajectory = train(method, target, steps, seed, **damping_options(damping))
     except ValueError as err:
         return {"method": method, "target": target, "seed": seed, "damping": damping, "refused": str(err)}
     gates, names = objective.gates, objective.constraints
@@ -77,7 +86,7 @@ def table(rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        head = f"| {r['damping']:g} | {r['method']}"
+        head = f"| {r['damping']} | {r['method']}"
         if "refused" in r:
             lines.append(f"{head} | {r['target']:.2f} | {r['seed']} | refused: {r['refused']} | | | | | |")
             continue
@@ -94,13 +103,13 @@ def summary(rows: list[dict]) -> str:
         "| damping | runs | max abs(expected - target) | runs with it > 0.02 | max abs(counted - target) | runs with it > 0.01 | mean task loss (last 40) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for damping in sorted({r["damping"] for r in rows}):
+    for damping in dict.fromkeys(r["damping"] for r in rows):
         done = [r for r in rows if r["damping"] == damping and "refused" not in r]
         exp = [max(abs(v - r["target"]) for v in r["expected"].values()) for r in done]
         cnt = [max(abs(v - r["target"]) for v in r["counted"].values()) for r in done]
         loss = sum(r["loss_last"] for r in done) / len(done)
         lines.append(
-            f"| {damping:g} | {len(done)} | {max(exp):.3f} | {sum(e > 0.02 for e in exp)} | {max(cnt):.3f} | "
+            f"| {damping} | {len(done)} | {max(exp):.3f} | {sum(e > 0.02 for e in exp)} | {max(cnt):.3f} | "
             f"{sum(c > 0.01 for c in cnt)} | {loss:.4f} |"
         )
     return "\n".join(lines)
@@ -112,7 +121,7 @@ def main() -> None:
     parser.add_argument("--targets", nargs="+", type=float, default=list(TARGETS))
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--dampings", nargs="+", type=float, default=[0.0])
+    parser.add_argument("--dampings", nargs="+", default=["0"], help="e.g. 0 100 100@warmup")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", type=Path, help="also write the table (markdown) here")
     parser.add_argument("--one", nargs=4, metavar=("METHOD", "TARGET", "SEED", "DAMPING"), help=argparse.SUPPRESS)
@@ -120,7 +129,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     if args.one:
         method, target, seed, damping = args.one
-        print(json.dumps(measure(method, float(target), args.steps, int(seed), float(damping))))
+        print(json.dumps(measure(method, float(target), args.steps, int(seed), damping)))
         return
 
     def child(job: tuple) -> dict:

@@ -84,6 +84,17 @@ def test_damping_is_a_fixed_quadratic_penalty(arch, damping):
     assert float(objective.lambdas.grad.abs().max()) == pytest.approx(abs(gap), rel=1e-5)  # lambdas learn as before
 
 
+def test_damping_after_warmup_waits_for_the_final_target(arch):
+    """With ``damping_after_warmup`` the penalty is off while the target rises, on once it is final."""
+    objective = objective_for(arch, "mac", target=0.5, warmup_steps=2, damping=100.0, damping_after_warmup=True)
+    objective.train()
+    for step in range(4):
+        loss, stats = objective()
+        gap = float(stats["sparsity_macs"] - stats["target_macs"])
+        assert gap != 0.0
+        assert float(loss) == pytest.approx(100.0 * gap * gap if step >= 2 else 0.0), step
+
+
 def test_param_groups_split_weights_from_gates_and_lambdas(tiny_ckpts):
     from espnet_prune.pruning import load_upstream
 

@@ -57,7 +57,8 @@ def tone_batch(batch: int, seconds: float, generator: torch.Generator) -> tuple[
 
 
 def train(
-    method: str, target: float, steps: int, seed: int, batch: int = 4, seconds: float = 0.5, damping: float = 0.0
+    method: str, target: float, steps: int, seed: int, batch: int = 4, seconds: float = 0.5, damping: float = 100.0,
+    damping_after_warmup: bool = True,
 ) -> tuple[SSLUpstream, PruningObjective, list[float], list[dict[str, float]]]:
     """Train the tiny upstream on the tone task with the pruning objective.
 
@@ -74,7 +75,7 @@ def train(
     gates = upstream.attach_gates(**gate_conf_for(method))
     objective = PruningObjective(
         gates, method=method, target=target, warmup_steps=int(0.3 * steps), macs_seconds=seconds, reg_lr=0.1,
-        damping=damping,
+        damping=damping, damping_after_warmup=damping_after_warmup,
     )
     head = nn.Linear(upstream.arch.encoder_dim, NUM_CLASSES)
     model = nn.ModuleDict({"upstream": upstream, "head": head, "objective": objective})
