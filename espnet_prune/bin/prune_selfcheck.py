@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -57,10 +57,11 @@ def tone_batch(batch: int, seconds: float, generator: torch.Generator) -> tuple[
 
 
 def train(
-    method: str, target: float, steps: int, seed: int, batch: int = 4, seconds: float = 0.5, damping: float = 100.0,
-    damping_after_warmup: bool = True,
+    method: str, target: float, steps: int, seed: int, batch: int = 4, seconds: float = 0.5, **controller: Any
 ) -> tuple[SSLUpstream, PruningObjective, list[float], list[dict[str, float]]]:
     """Train the tiny upstream on the tone task with the pruning objective.
+
+    ``controller`` holds further :class:`PruningObjective` options (``damping``, ``damping_after_warmup``).
 
     Returns the gated upstream (eval mode), its objective, the task loss of every step and the
     expected sparsity of every step.
@@ -75,7 +76,7 @@ def train(
     gates = upstream.attach_gates(**gate_conf_for(method))
     objective = PruningObjective(
         gates, method=method, target=target, warmup_steps=int(0.3 * steps), macs_seconds=seconds, reg_lr=0.1,
-        damping=damping, damping_after_warmup=damping_after_warmup,
+        **controller,
     )
     head = nn.Linear(upstream.arch.encoder_dim, NUM_CLASSES)
     model = nn.ModuleDict({"upstream": upstream, "head": head, "objective": objective})

@@ -35,8 +35,8 @@ class S3prlPruneFrontend(AbsFrontend):
         upstream_ckpt: any checkpoint ``load_upstream`` reads: S3PRL's converted ``.pt``, a
             fairseq ``.pt``, a Hugging Face transformers directory, an espnet_prune ``.safetensors``.
         pruning_conf: ``method``, ``target``, ``targets``, ``warmup_steps``, ``macs_seconds``,
-            ``reg_lr``, ``damping``, ``damping_after_warmup`` (see :class:`PruningObjective`) and optionally ``gate_conf`` (see
-            :class:`UpstreamGates`) and ``distill``: layer-wise distillation from a teacher while
+            ``reg_lr``, ``damping``, ``damping_after_warmup`` (see :class:`PruningObjective`) and
+            optionally ``gate_conf`` (see :class:`UpstreamGates`) and ``distill``: layer-wise distillation from a teacher while
             pruning, ``teacher_ckpt`` (default: ``upstream_ckpt``, the model before pruning),
             ``weight`` (of its loss; default 1), ``layers``, ``teacher_layers``, ``loss`` (see
             :class:`LayerDistillation`); None trains without pruning.
