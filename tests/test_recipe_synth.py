@@ -128,7 +128,10 @@ def test_seeds_train_each_model_per_seed(recipe):
     assert done.returncode == 2 and "--train_jobs takes a positive integer, not '0'" in done.stdout + done.stderr
     done = subprocess.run(["./run.sh", "--ci", "true", "--pruning_sweep", "mac:0.5+teacher"], cwd=recipe_dir,
                           env={**os.environ, "MAIN_ROOT": str(REPO)}, capture_output=True, text=True)  # fmt: skip
-    assert done.returncode == 2 and "expected <method>:<target> or <method>:<target>+distill" in done.stdout + done.stderr
+    assert done.returncode == 2 and "expected <method>:<target>, <method>:<target>+distill or" in done.stdout + done.stderr
+    done = subprocess.run(["./run.sh", "--ci", "true", "--pruning_sweep", "mac:0.5+distill0.1x"], cwd=recipe_dir,
+                          env={**os.environ, "MAIN_ROOT": str(REPO)}, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2 and "the distillation weight '0.1x' is not a number" in done.stdout + done.stderr
 
 
 def test_device_check_dry_run(recipe, tmp_path):

@@ -258,17 +258,29 @@ class TeacherEffect:
         return (scores[0] - scores[1]) / (scores[2] - scores[1])
 
 
+_DISTILL_SUFFIX = re.compile(r"_distill[0-9.]*$")  # asr.sh's model name of "<method>:<target>+distill[<weight>]"
+
+
+def distill_label(distill: Optional[dict]) -> str:
+    """What a teacher adds to the method's name, so that each teacher setting makes its own curve:
+    "" (none), "+distill" (weight 1), "+distill0.1"."""
+    if distill is None:
+        return ""
+    weight = float(distill.get("weight", 1.0))
+    return "+distill" if weight == 1.0 else f"+distill{weight:g}"
+
+
 def teacher_effects(groups: Sequence[GroupResult], test_sets: Sequence[str], task: Task) -> list[TeacherEffect]:
-    """Every ``<method>+distill`` group beside the group of the same config, method and target without it."""
+    """Every ``<method>+distill[<weight>]`` group beside the group of the same config, method and target without it."""
     unpruned = [g for g in groups if g.first.method == "unpruned"]
     effects = []
     for g in groups:
-        if not g.first.method.endswith("+distill"):
+        method, teacher, _ = g.first.method.partition("+distill")
+        if not teacher:
             continue
-        method = g.first.method.removesuffix("+distill")
         plain = [
             h for h in groups
-            if h.first.method == method and h.first.target == g.first.target and h.first.model == g.first.model.removesuffix("_distill")
+            if h.first.method == method and h.first.target == g.first.target and h.first.model == _DISTILL_SUFFIX.sub("", g.first.model)
         ]  # fmt: skip
         if len(plain) == 1:
             effects.append(TeacherEffect(g, plain[0], unpruned[0] if len(unpruned) == 1 else None,
@@ -327,8 +339,7 @@ def model_result(exp_dir: Path, inference_tag: str, test_sets: Sequence[str], ta
 
     return ModelResult(
         name=exp_dir.name,
-        # a teacher's distillation makes its own curve: "mac+distill"
-        method=(pruning["method"] + ("+distill" if pruning.get("distill") is not None else "")) if pruning else "unpruned",
+        method=(pruning["method"] + distill_label(pruning.get("distill"))) if pruning else "unpruned",
         target=pruning.get("target") if pruning else None,
         counted=counted,
         scores=scores,

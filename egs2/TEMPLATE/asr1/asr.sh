@@ -53,7 +53,8 @@
 #   --pruning_sweep "mac:0.3 size:0.5"   train each pruning config once per method:target
 #                              (${expdir}/<task>_<config name>_<method><target>); unpruned configs once;
 #                              "mac:0.5+distill" adds layer-wise distillation from the unpruned
-#                              upstream (pruning_conf.distill; ..._mac0.5_distill)
+#                              upstream (pruning_conf.distill, weight 1; ..._mac0.5_distill),
+#                              "mac:0.5+distill0.1" the same with weight 0.1 (..._mac0.5_distill0.1)
 #   --seeds "0 1 2"            train every model once per seed (${expdir}/<model>_seed<N>, asr_train
 #                              --seed N); stage 10 reports mean ± sd over the seeds and the MAPSSWE
 #                              p-value of each model's WER against the unpruned model's (default: one
@@ -200,7 +201,11 @@ for config in ${asr_configs}; do
             case "${rest}" in
                 "${target}") suffix= ;;
                 "${target}+distill") suffix=_distill; options="${options} --frontend_conf pruning_conf.distill.weight=1.0" ;;
-                *) log "Error: --pruning_sweep point '${point}': expected <method>:<target> or <method>:<target>+distill"; exit 2 ;;
+                "${target}+distill"*)
+                    weight=${rest#*+distill}
+                    [[ "${weight}" =~ ^[0-9]*\.?[0-9]+$ ]] || { log "Error: --pruning_sweep point '${point}': the distillation weight '${weight}' is not a number"; exit 2; }
+                    suffix=_distill${weight}; options="${options} --frontend_conf pruning_conf.distill.weight=${weight}" ;;
+                *) log "Error: --pruning_sweep point '${point}': expected <method>:<target>, <method>:<target>+distill or <method>:<target>+distill<weight>"; exit 2 ;;
             esac
             add_model "${name}_${method}${target}${suffix}" "${config}" "${options}"
         done
