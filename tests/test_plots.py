@@ -121,6 +121,34 @@ def test_each_teacher_weight_is_its_own_model_paired_with_the_plain_twin(tmp_pat
         ("asr_p_mac0.7_distill", "asr_p_mac0.7"), ("asr_p_mac0.7_distill0.1", "asr_p_mac0.7")]
 
 
+def test_against_the_paper_checks_each_claim_on_the_models_it_speaks_of(tmp_path):
+    from espnet_prune.bin.asr_results import paper_claims
+
+    gmacs = {"asr_u": 1.0, "asr_mac0.2": 0.8, "asr_mac0.45": 0.55, "asr_size_hi": 0.9, "asr_size_lo": 0.5,
+             "asr_trf_hi": 0.95, "asr_trf_lo": 0.5}  # fmt: skip
+    models = (("asr_u", "unpruned", 0.05), ("asr_mac0.2", "mac", 0.02), ("asr_mac0.45", "mac", 0.40),
+              ("asr_size_hi", "size", 0.10), ("asr_size_lo", "size", 0.30), ("asr_trf_hi", "trf_only", 0.05),
+              ("asr_trf_lo", "trf_only", 0.50))  # fmt: skip
+    results = [dataclasses.replace(r, gmacs=gmacs[r.model]) for r in _seeded_results(tmp_path, models, seeds=2)]
+    groups = group_results(results, ["test"], TASKS["asr"])
+    wer = {g.first.model: g.score("test", "WER")[0] for g in groups}
+    a, b, c = paper_claims(groups, "test")
+    assert a.holds is (wer["asr_mac0.2"] <= wer["asr_u"]) and "asr_mac0.2: 20.0% fewer MACs" in a.evidence[0]
+    assert len(a.evidence) == 1 and b.holds is False and len(b.evidence) == 1 and "asr_mac0.45" in b.evidence[0]
+    # (c) at 0.80 GMACs: size between 0.9 and 0.5, Transformer-only between 0.95 and 0.5; at 0.55 likewise
+    size_at = lambda x: wer["asr_size_lo"] + (wer["asr_size_hi"] - wer["asr_size_lo"]) * (x - 0.5) / 0.4  # noqa: E731
+    trf_at = lambda x: wer["asr_trf_lo"] + (wer["asr_trf_hi"] - wer["asr_trf_lo"]) * (x - 0.5) / 0.45  # noqa: E731
+    orders = [wer[m] <= size_at(x) <= trf_at(x) for m, x in (("asr_mac0.45", 0.55), ("asr_mac0.2", 0.8))]
+    assert c.holds is all(orders) and len(c.evidence) == 2
+    assert f"mac {wer['asr_mac0.2']:.2f}, size {size_at(0.8):.2f}, trf_only {trf_at(0.8):.2f}" in c.evidence[1]
+    text = results_markdown("R", groups, ["test"], "decode")
+    assert "## Against the paper" in text and "(b) 40-50 % fewer MACs: no significant degradation: **does not hold**" in text
+    # without the other methods, or without a model in a claim's band: not measured
+    only_mac = [g for g in groups if g.first.model in ("asr_u", "asr_mac0.45")]
+    a, b, c = paper_claims(only_mac, "test")
+    assert (a.holds, b.holds, c.holds) == (None, False, None)
+
+
 def test_training_minutes_add_the_runs_a_resumed_training_logged(tmp_path):
     from espnet_prune.bin.asr_results import training_minutes
 

@@ -288,6 +288,102 @@ def teacher_effects(groups: Sequence[GroupResult], test_sets: Sequence[str], tas
     return effects
 
 
+@dataclass
+class Claim:
+    """One of the paper's claims checked on these models: True (holds), False, or None (not measured)."""
+
+    text: str
+    holds: Optional[bool]
+    evidence: list[str]  # one line per model or GMACs point that decided it
+
+
+# MAC reductions the paper's claims speak of, widened by the budgets' tolerance (counted within 0.01)
+_PAPER_TOLERANCE = 0.01
+PAPER_METHODS = ("mac", "size", "trf_only")  # (c): HJ-Pruning-MAC <= HJ-Pruning-Size <= Transformer-only
+
+
+def _interpolate(curve: Sequence[tuple[float, float]], x: float) -> Optional[float]:
+    """The score at GMACs ``x`` on the piecewise-linear curve through ``(gmacs, score)`` points; None
+    outside the measured range."""
+    points = sorted(curve)
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if x0 <= x <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return points[0][1] if len(points) == 1 and points[0][0] == x else None
+
+
+def paper_claims(groups: Sequence[GroupResult], dset: str, column: str = "WER") -> list[Claim]:
+    """The paper's three claims on these models (means over seeds, an error rate: lower is better):
+    (a) HJ-Pruning-MAC with 10-30 % fewer MACs is at least as accurate as the unpruned model;
+    (b) with 40-50 % fewer MACs it is not significantly worse (p >= 0.05, or a lower mean);
+    (c) at equal GMACs, HJ-Pruning-MAC <= HJ-Pruning-Size <= Transformer-only, compared at each
+    HJ-Pruning-MAC model's GMACs on the other methods' curves (linear between their models).
+
+    MAC reductions are the models' GMACs (10 s) against the unpruned model's; models pruned with a
+    teacher are left out (the paper has none)."""
+    unpruned = [g for g in groups if g.first.method == "unpruned"]
+    claims_text = (
+        "(a) 10-30 % fewer MACs: WER <= unpruned",
+        "(b) 40-50 % fewer MACs: no significant degradation",
+        "(c) at equal GMACs: HJ-Pruning-MAC <= HJ-Pruning-Size <= Transformer-only",
+    )
+    if len(unpruned) != 1 or unpruned[0].score(dset, column)[0] is None:
+        return [Claim(text, None, ["no single unpruned model to compare with"]) for text in claims_text]
+    base_wer = unpruned[0].score(dset, column)[0]
+    base_gmacs = unpruned[0].mean([r.gmacs for r in unpruned[0].runs])
+
+    def points(method: str) -> list[tuple[float, float, GroupResult]]:
+        found = [(g.mean([r.gmacs for r in g.runs]), g.score(dset, column)[0], g) for g in groups if g.first.method == method]
+        return sorted((x, y, g) for x, y, g in found if y is not None)
+
+    def band_claim(text: str, low: float, high: float, ok: Callable[[float, Optional[Comparison]], bool]) -> Claim:
+        evidence, verdicts = [], []
+        for gmacs, wer, g in points("mac"):
+            reduction = 1 - gmacs / base_gmacs
+            if low - _PAPER_TOLERANCE <= reduction <= high + _PAPER_TOLERANCE:
+                p = g.comparisons.get((dset, column))
+                verdicts.append(ok(wer, p))
+                evidence.append(f"{g.first.model}: {reduction:.1%} fewer MACs, {column} {wer:.2f} vs {base_wer:.2f} unpruned"
+                                f" (p {_comparison(p)}, {len(g.runs)} seed{'s' if len(g.runs) > 1 else ''})")  # fmt: skip
+        if not verdicts:
+            return Claim(text, None, [f"no HJ-Pruning-MAC model with {low:.0%}-{high:.0%} fewer MACs"])
+        return Claim(text, all(verdicts), evidence)
+
+    claims = [
+        band_claim(claims_text[0], 0.10, 0.30, lambda wer, p: wer <= base_wer),
+        band_claim(claims_text[1], 0.40, 0.50, lambda wer, p: wer <= base_wer or (isinstance(p, float) and p >= 0.05)),
+    ]
+    curves = {m: [(x, y) for x, y, _ in points(m)] for m in PAPER_METHODS}
+    evidence, verdicts = [], []
+    for gmacs, wer, g in points("mac"):
+        others = [_interpolate(curves[m], gmacs) if curves[m] else None for m in PAPER_METHODS[1:]]
+        if None in others:
+            continue
+        order = [wer, *others]
+        verdicts.append(order[0] <= order[1] <= order[2])
+        evidence.append(f"at {gmacs:.2f} GMACs ({g.first.model}): " + ", ".join(f"{m} {v:.2f}" for m, v in zip(PAPER_METHODS, order)))
+    if not verdicts:
+        claims.append(Claim(claims_text[2], None, ["no HJ-Pruning-MAC model within both other methods' GMACs ranges"]))
+    else:
+        claims.append(Claim(claims_text[2], all(verdicts), evidence))
+    return claims
+
+
+def _claims_section(groups: Sequence[GroupResult], test_sets: Sequence[str], task: Task) -> list[str]:
+    if task.name != "ASR" or not any(g.first.method in PAPER_METHODS for g in groups):
+        return []
+    lines = ["## Against the paper\n",
+             "Peng et al. (ICASSP 2023) on these models, WER means over seeds; MAC reductions at 10 s against "
+             "the unpruned model; (c) reads the other methods' WER at each HJ-Pruning-MAC model's GMACs, "
+             "linearly between their models.\n"]  # fmt: skip
+    verdict = {True: "holds", False: "does not hold", None: "not measured"}
+    for dset in test_sets:
+        for claim in paper_claims(groups, dset):
+            lines.append(f"- {dset}, {claim.text}: **{verdict[claim.holds]}**")
+            lines += [f"  - {line}" for line in claim.evidence]
+    return [*lines, ""]
+
+
 def _seconds(text: str) -> float:
     total = 0.0
     for value, unit in re.findall(r"([\d.]+) (hour|minute|second)", text):
@@ -459,6 +555,7 @@ def results_markdown(
         "|" + "---|" * len(header),
         *["| " + " | ".join(row) + " |" for row in rows],
         "",
+        *_claims_section(groups, test_sets, task),
         *_teacher_section(teacher_effects(groups, test_sets, task), test_sets, task),
         *[f"![{Path(image).stem}]({image})\n" for image in images],
     ]
