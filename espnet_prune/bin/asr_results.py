@@ -356,7 +356,7 @@ def paper_claims(groups: Sequence[GroupResult], dset: str, column: str = "WER") 
     curves = {m: [(x, y) for x, y, _ in points(m)] for m in PAPER_METHODS}
     evidence, verdicts = [], []
     for gmacs, wer, g in points("mac"):
-        others = [_interpolate(curves[m], gmacs) if curves[m] else None for m in PAPER_METHODS[1:]]
+        others = [_interpolate(curves[m], gmacs) for m in PAPER_METHODS[1:]]
         if None in others:
             continue
         order = [wer, *others]
