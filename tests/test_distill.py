@@ -91,6 +91,18 @@ def test_frontend_adds_the_distillation_loss_in_training_only(tiny_ckpts, padded
         S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf={**conf, "distill": {"teacher_ckpt": "/nowhere.pt"}})
 
 
+def test_a_teacher_leaves_the_models_built_after_the_frontend_as_without_it(tiny_ckpts):
+    """The teacher and its projections draw on a copy of the global RNG: what is initialised after
+    the frontend (encoder, decoder, CTC) starts from the same weights with and without a teacher."""
+    conf = {"method": "mac", "target": 0.3, "warmup_steps": 2, "macs_seconds": 1.0}
+    after = []
+    for pruning_conf in (conf, {**conf, "distill": {"layers": [[2, 2]]}}):
+        torch.manual_seed(3)
+        S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf=pruning_conf)
+        after.append(torch.nn.Linear(8, 8).weight)
+    assert torch.equal(after[0], after[1])
+
+
 def test_weight_warms_up_and_decays_like_the_target(tiny_ckpts, padded_batch):
     schedule = dict(weight=2.0, warmup_steps=4, decay_steps=10, final_weight=0.5)
     assert [distill_weight(s, **schedule) for s in (0, 2, 4, 9, 14, 100)] == [0.0, 1.0, 2.0, 1.25, 0.5, 0.5]

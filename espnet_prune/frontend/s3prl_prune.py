@@ -128,10 +128,16 @@ class S3prlPruneFrontend(AbsFrontend):
             raise ValueError(f"frontend s3prl_prune: pruning_conf.distill: {error}") from None
         if not os.path.exists(teacher_ckpt):
             raise FileNotFoundError(f"frontend s3prl_prune: pruning_conf.distill.teacher_ckpt {teacher_ckpt!r} does not exist")
-        teacher = load_upstream(teacher_ckpt)
-        self.distill = LayerDistillation(
-            teacher, self.upstream.num_layers, self.upstream.hidden_sizes[0], teacher.hidden_sizes[0], **conf
-        )
+        # Building the teacher and the projections draws on a copy of the global RNG, as the gates do:
+        # the encoder, decoder and CTC built after the frontend then start as without a teacher, so a
+        # "+distill" model differs from its plain twin by the teacher only. (Before, they started from
+        # other weights: distillation at weight 0.1 and 1.0 followed the same loss curve, and a plain
+        # twin's seed-to-seed spread was read as the teacher's effect.)
+        with torch.random.fork_rng(devices=[]):
+            teacher = load_upstream(teacher_ckpt)
+            self.distill = LayerDistillation(
+                teacher, self.upstream.num_layers, self.upstream.hidden_sizes[0], teacher.hidden_sizes[0], **conf
+            )
 
     def output_size(self) -> int:
         return self.upstream.hidden_sizes[0]
