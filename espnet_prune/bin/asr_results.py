@@ -353,7 +353,7 @@ def paper_claims(groups: Sequence[GroupResult], dset: str, column: str = "WER") 
         band_claim(claims_text[0], 0.10, 0.30, lambda wer, p: wer <= base_wer),
         band_claim(claims_text[1], 0.40, 0.50, lambda wer, p: wer <= base_wer or (isinstance(p, float) and p >= 0.05)),
     ]
-    curves = {m: [(x, y) for x, y, _ in points(m)] for m in PAPER_METHODS}
+    curves = {m: [(x, y) for x, y, _ in points(m)] for m in PAPER_METHODS[1:]}
     evidence, verdicts = [], []
     for gmacs, wer, g in points("mac"):
         others = [_interpolate(curves[m], gmacs) for m in PAPER_METHODS[1:]]

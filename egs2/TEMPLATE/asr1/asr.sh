@@ -200,11 +200,12 @@ for config in ${asr_configs}; do
             options="--frontend_conf pruning_conf.method=${method} --frontend_conf pruning_conf.target=${target}"
             case "${rest}" in
                 "${target}") suffix= ;;
-                "${target}+distill") suffix=_distill; options="${options} --frontend_conf pruning_conf.distill.weight=1.0" ;;
                 "${target}+distill"*)
                     weight=${rest#*+distill}
+                    suffix=_distill${weight}
+                    weight=${weight:-1.0}
                     [[ "${weight}" =~ ^[0-9]*\.?[0-9]+$ ]] || { log "Error: --pruning_sweep point '${point}': the distillation weight '${weight}' is not a number"; exit 2; }
-                    suffix=_distill${weight}; options="${options} --frontend_conf pruning_conf.distill.weight=${weight}" ;;
+                    options="${options} --frontend_conf pruning_conf.distill.weight=${weight}" ;;
                 *) log "Error: --pruning_sweep point '${point}': expected <method>:<target>, <method>:<target>+distill or <method>:<target>+distill<weight>"; exit 2 ;;
             esac
             add_model "${name}_${method}${target}${suffix}" "${config}" "${options}"
