@@ -348,3 +348,35 @@ def test_decoding_killed_part_way_leaves_nothing_to_score_and_reruns_whole(train
     for name in ("text", "token"):
         assert (killed / name).read_text() == (reference / name).read_text()
     assert json.loads((killed / "decode.json").read_text())["utterances"] == 6
+
+
+def test_pre_beam_false_scores_ctc_on_every_token(trained, tmp_path):
+    """``pre_beam: false`` in the decoding config: the joint search asks CTC for all tokens at each
+    step; by default (ESPnet's pre-beam) only for the decoder's best few. A non-boolean is refused."""
+    from espnet_prune.bin.asr_decode import build_speech2text, read_decode_config
+
+    wav, _ = soundfile.read(trained["data"] / "wav" / "utt1.wav", dtype="float32")
+    asked: dict[bool, list] = {}
+    for pre_beam in (True, False):
+        conf = tmp_path / f"decode_{pre_beam}.yaml"
+        conf.write_text(yaml.safe_dump({"beam_size": 2, "ctc_weight": 0.3, "maxlenratio": 0.5, "pre_beam": pre_beam}))
+        speech2text = build_speech2text(str(trained["exp"] / "config.yaml"), str(trained["exp"] / "1epoch.pth"),
+                                        read_decode_config(conf))
+        ctc = speech2text.beam_search.part_scorers["ctc"]
+        asked[pre_beam] = []
+        score_partial = ctc.batch_score_partial
+
+        def recording(y, ids, state, x, _seen=asked[pre_beam], _inner=score_partial):
+            _seen.append(ids)
+            return _inner(y, ids, state, x)
+
+        ctc.batch_score_partial = recording
+        with torch.no_grad():
+            speech2text(wav)
+    vocab = len(speech2text.asr_model.token_list)
+    assert asked[True] and all(ids is not None and ids.shape[-1] == 3 < vocab for ids in asked[True])
+    assert asked[False] and all(ids is None for ids in asked[False])  # None: every token
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("beam_size: 2\npre_beam: maybe\n")
+    with pytest.raises(ValueError, match=f"{bad}: pre_beam takes true or false, not 'maybe'"):
+        read_decode_config(bad)
