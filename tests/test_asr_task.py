@@ -380,3 +380,13 @@ def test_pre_beam_false_scores_ctc_on_every_token(trained, tmp_path):
     bad.write_text("beam_size: 2\npre_beam: maybe\n")
     with pytest.raises(ValueError, match=f"{bad}: pre_beam takes true or false, not 'maybe'"):
         read_decode_config(bad)
+
+
+def test_every_recipe_decoding_config_is_read():
+    """The recipes' decoding configs hold only keys asr_decode takes (an unknown one fails stage 8)."""
+    from espnet_prune.bin.asr_decode import read_decode_config
+
+    configs = sorted(Path(__file__).resolve().parents[1].glob("egs2/*/*/conf/decode*.yaml"))
+    assert len(configs) >= 6
+    for config in configs:
+        assert "beam_size" in read_decode_config(config), config
