@@ -283,7 +283,8 @@ def test_slurp_cli_exit_status_and_skip_bad(slurp: Path, tmp_path: Path, caplog:
 
 @pytest.mark.parametrize(
     "args,words",
-    [(["--demo", "yes"], "--demo takes true or false"), (["--ci", "true", "--demo", "true"], "--ci and --demo are exclusive")],
+    [(["--demo", "yes"], "--demo takes true or false"), (["--ci", "true", "--demo", "true"], "--ci and --demo are exclusive"),
+     (["--standin", "hubert"], "--standin takes ssl or ctc"), (["--standin"], "--standin takes ssl or ctc")],
 )
 def test_recipe_mode_flags_are_checked_before_anything_runs(tmp_path, args, words):
     recipe = Path(__file__).resolve().parents[1] / "egs2" / "synth_librispeech" / "asr1"

@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
-# HJ-Pruning on a synthetic LibriSpeech, end to end on a CPU (20 minutes on 2 cores; see RESULTS.md):
-# synthesise the corpus, train a stand-in upstream (there are no pretrained weights here) and a
-# character LM, fine-tune the upstream unpruned and pruned to half its MACs (HJ-Pruning-MAC),
-# shrink, decode (with the LM), score.
+# HJ-Pruning on a synthetic LibriSpeech, end to end on a CPU (see RESULTS.md): synthesise the corpus,
+# fine-tune a stand-in upstream (there are no pretrained weights here) unpruned and pruned to half
+# its MACs (HJ-Pruning-MAC) with a character LM, shrink, decode (with the LM), score.
 #
-#   ./run.sh                 everything, then RESULTS.md
-#   ./run.sh --demo true     the same with the shipped stand-in and LM (pretrained/: what stages 3
-#                            and 5 of a full run made) instead of stages 3 and 5: `make demo`
-#   ./run.sh --ci true       a reduced run of every stage (a few minutes; CI runs it)
+#   ./run.sh                 everything, then RESULTS.md: the shipped self-supervised stand-in
+#                            (pretrained/hubert_ssl_4000steps.safetensors; local/pretrain_hubert.sh
+#                            re-makes it in hours), the LM trained at stage 5
+#   ./run.sh --demo true     the same with the shipped LM too (pretrained/lm_char): `make demo`
+#   ./run.sh --standin ctc   the earlier stand-in instead: a wav2vec2 trained with CTC on these
+#                            transcripts (stage 3; with --demo, the shipped pretrained/ctc_standin),
+#                            400 fine-tuning steps (conf/train_asr_{unpruned,mac0.5}.yaml), RESULTS_ctc.md
+#   ./run.sh --ci true       a reduced run of every stage (a few minutes; CI runs it; the CTC stand-in
+#                            trained for 20 steps unless --standin ssl)
 #   ./run.sh --stage 6 --stop_stage 10  any asr.sh option (see ./asr.sh --help)
 set -euo pipefail
 
 ci=false
 demo=false
+standin=
 args=()
 while [ $# -gt 0 ]; do
     if [ "$1" = --ci ] || [ "$1" = --demo ]; then
         [ $# -ge 2 ] && { [ "$2" = true ] || [ "$2" = false ]; } || { echo "$0: $1 takes true or false" >&2; exit 2; }
         if [ "$1" = --ci ]; then ci=$2; else demo=$2; fi
+        shift 2
+    elif [ "$1" = --standin ]; then
+        [ $# -ge 2 ] && { [ "$2" = ssl ] || [ "$2" = ctc ]; } || { echo "$0: --standin takes ssl or ctc" >&2; exit 2; }
+        standin=$2
         shift 2
     else
         args+=("$1")
@@ -25,8 +34,22 @@ while [ $# -gt 0 ]; do
     fi
 done
 [ "${ci}" = true ] && [ "${demo}" = true ] && { echo "$0: --ci and --demo are exclusive" >&2; exit 2; }
+if [ -z "${standin}" ]; then
+    if [ "${ci}" = true ]; then standin=ctc; else standin=ssl; fi
+fi
 pretrain_config=conf/pretrain.yaml
 lm_config=conf/train_lm.yaml
+if [ "${standin}" = ssl ]; then
+    # self-supervised on unlabelled audio, so it fine-tunes 4 x longer (the configs say why)
+    pretrain_config=
+    ssl_args="--ssl_ckpt pretrained/hubert_ssl_4000steps.safetensors"
+    asr_configs="conf/train_asr_unpruned_ssl.yaml conf/train_asr_mac0.5_ssl.yaml"
+    suffix=
+else
+    ssl_args=
+    asr_configs="conf/train_asr_unpruned.yaml conf/train_asr_mac0.5.yaml"
+    suffix=_ctc
+fi
 
 if [ "${ci}" = true ]; then
     # every stage on a small corpus with a few dozen steps: checks the plumbing, not the accuracy
@@ -36,21 +59,22 @@ if [ "${ci}" = true ]; then
     train_args="--max_epoch 1 --num_iters_per_epoch 10"
     inference_config=conf/decode_asr_ci.yaml
     results=RESULTS_ci.md
-    dirs="--datadir data_ci --expdir exp_ci"
+    dirs="--datadir data_ci --expdir exp_ci ${ssl_args}"
 else
     size=small
     pretrain_args=
     lm_args=
     train_args=
     inference_config=conf/decode_asr.yaml
-    results=RESULTS.md
-    dirs=
+    results=RESULTS${suffix}.md
+    dirs=${ssl_args}
     if [ "${demo}" = true ]; then
         # the stand-in and the character LM ship (see pretrained/README.md): stages 3 and 5 have nothing to do
         pretrain_config=
         lm_config=
-        dirs="--expdir exp_demo --ssl_ckpt pretrained/ctc_standin.safetensors --lm_exp pretrained/lm_char"
-        results=RESULTS_demo.md
+        [ "${standin}" = ssl ] || ssl_args="--ssl_ckpt pretrained/ctc_standin.safetensors"
+        dirs="--expdir exp_demo${suffix} ${ssl_args} --lm_exp pretrained/lm_char"
+        results=RESULTS${suffix}_demo.md
     fi
 fi
 
@@ -65,7 +89,7 @@ fi
     --pretrain_args "${pretrain_args}" \
     --lm_config "${lm_config}" \
     --lm_args "${lm_args}" \
-    --asr_configs "conf/train_asr_unpruned.yaml conf/train_asr_mac0.5.yaml" \
+    --asr_configs "${asr_configs}" \
     --train_args "${train_args}" \
     --inference_config "${inference_config}" \
     --results "${results}" \
