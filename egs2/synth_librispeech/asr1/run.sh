@@ -42,11 +42,13 @@ lm_config=conf/train_lm.yaml
 if [ "${standin}" = ssl ]; then
     # self-supervised on unlabelled audio, so it fine-tunes 4 x longer (the configs say why)
     pretrain_config=
-    ssl_args="--ssl_ckpt pretrained/hubert_ssl_4000steps.safetensors"
+    shipped=pretrained/hubert_ssl_4000steps.safetensors
+    ssl_args="--ssl_ckpt ${shipped}"
     asr_configs="conf/train_asr_unpruned_ssl.yaml conf/train_asr_mac0.5_ssl.yaml"
     suffix=
 else
-    ssl_args=
+    shipped=pretrained/ctc_standin.safetensors
+    ssl_args=   # stage 3 trains it
     asr_configs="conf/train_asr_unpruned.yaml conf/train_asr_mac0.5.yaml"
     suffix=_ctc
 fi
@@ -72,8 +74,7 @@ else
         # the stand-in and the character LM ship (see pretrained/README.md): stages 3 and 5 have nothing to do
         pretrain_config=
         lm_config=
-        [ "${standin}" = ssl ] || ssl_args="--ssl_ckpt pretrained/ctc_standin.safetensors"
-        dirs="--expdir exp_demo${suffix} ${ssl_args} --lm_exp pretrained/lm_char"
+        dirs="--expdir exp_demo${suffix} --ssl_ckpt ${shipped} --lm_exp pretrained/lm_char"
         results=RESULTS${suffix}_demo.md
     fi
 fi
