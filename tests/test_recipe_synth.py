@@ -195,3 +195,23 @@ def test_multi_node_training_through_slurm(recipe, tmp_path):
     assert (model / "valid.acc.ave.pth").exists()
     done = subprocess.run(["./run.sh", "--ci", "true", "--num_nodes", "2"], cwd=recipe[0], env=env, capture_output=True, text=True)
     assert done.returncode == 2 and "--num_nodes 2 needs --dist_launcher slurm or mpi" in done.stdout + done.stderr
+
+
+def test_self_supervised_stand_in_pretrains_on_audio_only(recipe):
+    """`--standin ssl`, stage 3: local/pretrain_hubert.sh synthesises the corpus with its unlabelled
+    train-clean-360, fits MFCC k-means and pretrains HuBERT by masked prediction on audio only; its
+    export is the upstream the later stages use. (Two steps: the plumbing, not the representation.)"""
+    recipe_dir = recipe[0]
+    log = _run(recipe_dir, "--ci", "true", "--standin", "ssl", "--expdir", "exp_ci_ssl", "--stage", "3", "--stop_stage", "4",
+               "--pretrain_args", "--max_epoch 1 --num_iters_per_epoch 2")  # fmt: skip
+    pretrain = recipe_dir / "exp_ci_ssl" / "pretrain"
+    assert "Stage 3: stand-in upstream: local/pretrain_hubert.sh -> exp_ci_ssl/pretrain/upstream.pt" in log
+    assert read_checkpoint(pretrain / "upstream.pt").arch.model_type == "hubert"
+    audio = pretrain / "data" / "train_ssl"
+    assert sorted(p.name for p in audio.iterdir()) == ["labels", "wav.scp"]  # no transcript to read
+    ssl_utts = {line.split()[0] for line in (audio / "wav.scp").read_text().splitlines()}
+    finetune_utts = {line.split()[0] for line in (recipe_dir / "data_ci" / "train_clean_100" / "wav.scp").read_text().splitlines()}
+    assert finetune_utts < ssl_utts  # and more: train-clean-360
+    assert re.search(r"\[valid\] .*acc_m=", (pretrain / "exp" / "train.log").read_text())
+    stats = yaml.safe_load((recipe_dir / "exp_ci_ssl" / "asr_stats_char" / "config.yaml").read_text())
+    assert stats["frontend_conf"]["upstream_ckpt"] == "exp_ci_ssl/pretrain/upstream.pt"  # stage 4 used it

@@ -12,7 +12,8 @@
 #   2 tokens      character list (stand-in pretraining), the token list (sentencepiece model,
 #                 characters or words) and, for SLU, the intent list
 #   3 pretrain    only with --pretrain_config: train a stand-in upstream from scratch with CTC
-#                 and export it as an S3PRL checkpoint (there are no pretrained weights here)
+#                 and export it as an S3PRL checkpoint (there are no pretrained weights here);
+#                 with --pretrain_script: the recipe's own (self-supervised) pretraining
 #   4 stats       ESPnet's --collect_stats: speech and text shape files
 #   5 lm          only with --lm_config: a language model of the training text (ESPnet's lm_train,
 #                 the models' tokens), which stage 8 adds to the beam search (shallow fusion)
@@ -48,7 +49,12 @@
 #                              espnet_prune .safetensors
 #   --pretrain_config CONF     stage 3's config (its result becomes --ssl_ckpt)
 #   --pretrain_upstream "..."  make_upstream options of the stand-in's initial model
-#   --pretrain_args "..."      extra asr_train options for stage 3
+#   --pretrain_args "..."      extra trainer options for stage 3 (asr_train; with --pretrain_script,
+#                              its --train_args)
+#   --pretrain_script SCRIPT   stage 3 runs SCRIPT --dir ${expdir}/pretrain --train_args "${pretrain_args}"
+#                              ${local_data_opts} instead, which must leave ${expdir}/pretrain/upstream.pt,
+#                              the upstream (e.g. local/pretrain_hubert.sh: HuBERT on unlabelled audio);
+#                              ignored when --ssl_ckpt is given
 #   --asr_configs "a.yaml b.yaml"   one model per config: ${expdir}/<task>_<config name>
 #   --pruning_sweep "mac:0.3 size:0.5"   train each pruning config once per method:target
 #                              (${expdir}/<task>_<config name>_<method><target>); unpruned configs once;
@@ -96,6 +102,7 @@ ssl_ckpt=
 pretrain_config=
 pretrain_upstream="--arch wav2vec2 --preset small"
 pretrain_args=
+pretrain_script=
 asr_configs=
 pruning_sweep=
 seeds=
@@ -150,7 +157,15 @@ if [ -n "${lm_exp}" ] && [ -n "${lm_config}" ]; then
     log "Error: give --lm_config (train an LM) or --lm_exp (use one), not both"; exit 2
 fi
 pretrain_dir=${expdir}/pretrain
-if [ -n "${pretrain_config}" ] && [ -z "${ssl_ckpt}" ]; then
+if [ -n "${pretrain_config}" ] && [ -n "${pretrain_script}" ]; then
+    log "Error: give --pretrain_config (CTC pretraining) or --pretrain_script, not both"; exit 2
+fi
+if [ -n "${pretrain_script}" ]; then
+    [ -x "${pretrain_script}" ] || { log "Error: --pretrain_script ${pretrain_script} is not an executable file"; exit 2; }
+    # an upstream given is used as it is: nothing to pretrain
+    [ -z "${ssl_ckpt}" ] || pretrain_script=
+fi
+if { [ -n "${pretrain_config}" ] || [ -n "${pretrain_script}" ]; } && [ -z "${ssl_ckpt}" ]; then
     ssl_ckpt=${pretrain_dir}/upstream.pt
 fi
 [ -n "${asr_configs}" ] || { log "Error: --asr_configs is empty"; exit 2; }
@@ -358,8 +373,17 @@ if run_stage 3 && [ -n "${pretrain_config}" ]; then
     unset ssl_init
     stage_done 3
 fi
+if run_stage 3 && [ -n "${pretrain_script}" ]; then
+    stage_start=${SECONDS}
+    log "Stage 3: stand-in upstream: ${pretrain_script} -> ${ssl_ckpt}"
+    # shellcheck disable=SC2086
+    "${pretrain_script}" --dir "${pretrain_dir}" --train_args "${pretrain_args}" ${local_data_opts} \
+        || { log "Error: ${pretrain_script} failed"; exit 1; }
+    [ -f "${ssl_ckpt}" ] || { log "Error: ${pretrain_script} did not make ${ssl_ckpt}"; exit 1; }
+    stage_done 3
+fi
 
-[ -n "${ssl_ckpt}" ] || { log "Error: give --ssl_ckpt (or --pretrain_config)"; exit 2; }
+[ -n "${ssl_ckpt}" ] || { log "Error: give --ssl_ckpt (or --pretrain_config or --pretrain_script)"; exit 2; }
 if run_stage 4 || run_stage 6; then
     [ -e "${ssl_ckpt}" ] || { log "Error: --ssl_ckpt ${ssl_ckpt} does not exist"; exit 1; }
 fi

@@ -3,15 +3,17 @@
 # fine-tune a stand-in upstream (there are no pretrained weights here) unpruned and pruned to half
 # its MACs (HJ-Pruning-MAC) with a character LM, shrink, decode (with the LM), score.
 #
-#   ./run.sh                 everything, then RESULTS.md: the shipped self-supervised stand-in
-#                            (pretrained/hubert_ssl_4000steps.safetensors; local/pretrain_hubert.sh
-#                            re-makes it in hours), the LM trained at stage 5
-#   ./run.sh --demo true     the same with the shipped LM too (pretrained/lm_char): `make demo`
+#   ./run.sh                 everything from scratch, then RESULTS.md: stage 3 pretrains the
+#                            self-supervised stand-in on unlabelled audio (local/pretrain_hubert.sh,
+#                            hours), stage 5 trains the LM
+#   ./run.sh --demo true     the same with the shipped stand-in (pretrained/hubert_ssl_4000steps.safetensors;
+#                            `./run.sh --stage 1 --stop_stage 3` re-makes it as exp/pretrain/upstream.pt)
+#                            and LM (pretrained/lm_char): `make demo`
 #   ./run.sh --standin ctc   the earlier stand-in instead: a wav2vec2 trained with CTC on these
 #                            transcripts (stage 3; with --demo, the shipped pretrained/ctc_standin),
 #                            400 fine-tuning steps (conf/train_asr_{unpruned,mac0.5}.yaml), RESULTS_ctc.md
-#   ./run.sh --ci true       a reduced run of every stage (a few minutes; CI runs it; the CTC stand-in
-#                            trained for 20 steps unless --standin ssl)
+#   ./run.sh --ci true       a reduced run of every stage (a few minutes; CI runs it): the CTC stand-in
+#                            (--standin ssl: the HuBERT one) pretrained for 20 steps
 #   ./run.sh --stage 6 --stop_stage 10  any asr.sh option (see ./asr.sh --help)
 set -euo pipefail
 
@@ -37,18 +39,16 @@ done
 if [ -z "${standin}" ]; then
     if [ "${ci}" = true ]; then standin=ctc; else standin=ssl; fi
 fi
-pretrain_config=conf/pretrain.yaml
 lm_config=conf/train_lm.yaml
 if [ "${standin}" = ssl ]; then
     # self-supervised on unlabelled audio, so it fine-tunes 4 x longer (the configs say why)
-    pretrain_config=
+    pretrain="--pretrain_script local/pretrain_hubert.sh"
     shipped=pretrained/hubert_ssl_4000steps.safetensors
-    ssl_args="--ssl_ckpt ${shipped}"
     asr_configs="conf/train_asr_unpruned_ssl.yaml conf/train_asr_mac0.5_ssl.yaml"
     suffix=
 else
+    pretrain="--pretrain_config conf/pretrain.yaml"
     shipped=pretrained/ctc_standin.safetensors
-    ssl_args=   # stage 3 trains it
     asr_configs="conf/train_asr_unpruned.yaml conf/train_asr_mac0.5.yaml"
     suffix=_ctc
 fi
@@ -61,7 +61,7 @@ if [ "${ci}" = true ]; then
     train_args="--max_epoch 1 --num_iters_per_epoch 10"
     inference_config=conf/decode_asr_ci.yaml
     results=RESULTS_ci.md
-    dirs="--datadir data_ci --expdir exp_ci ${ssl_args}"
+    dirs="--datadir data_ci --expdir exp_ci"
 else
     size=small
     pretrain_args=
@@ -69,10 +69,10 @@ else
     train_args=
     inference_config=conf/decode_asr.yaml
     results=RESULTS${suffix}.md
-    dirs=${ssl_args}
+    dirs=
     if [ "${demo}" = true ]; then
         # the stand-in and the character LM ship (see pretrained/README.md): stages 3 and 5 have nothing to do
-        pretrain_config=
+        pretrain=
         lm_config=
         dirs="--expdir exp_demo${suffix} --ssl_ckpt ${shipped} --lm_exp pretrained/lm_char"
         results=RESULTS${suffix}_demo.md
@@ -86,7 +86,7 @@ fi
     --test_sets test_clean \
     --local_data_opts "--size ${size}" \
     --token_type char \
-    --pretrain_config "${pretrain_config}" \
+    ${pretrain} \
     --pretrain_args "${pretrain_args}" \
     --lm_config "${lm_config}" \
     --lm_args "${lm_args}" \

@@ -5,9 +5,15 @@
 #   -> <dir>/upstream.pt (S3PRL's converted format, pretraining heads included)
 # Every step keeps its finished output, and training resumes from its last epoch.
 #
+# Stage 3 of `./run.sh` (the self-supervised stand-in, not --demo) runs it as
+#   local/pretrain_hubert.sh --dir exp/pretrain --train_args "..." --size small
+#
 # Options:
-#   --corpus DIR         a synth_corpus --layout librispeech corpus (version 2: with train-clean-360)
 #   --dir DIR            where everything goes
+#   --corpus DIR         a synth_corpus --layout librispeech corpus with train-clean-360 (default:
+#                        synthesise downloads/synth_<size>_seed<seed>)
+#   --size SIZE, --nj N  that corpus's size (default small) and synthesis processes (default: the cores)
+#   --seed N             the corpus's, the k-means' and the initial model's seed (default 0)
 #   --num_clusters K     k-means clusters (default 100)
 #   --preset NAME        make_upstream preset of the initial model (default ssl)
 #   --config CONF        hubert_train config (default conf/pretrain_hubert.yaml)
@@ -16,6 +22,8 @@ set -euo pipefail
 
 corpus=
 dir=
+size=small
+nj=$(nproc)
 num_clusters=100
 preset=ssl
 seed=0
@@ -25,10 +33,18 @@ train_args=
 . ./path.sh
 . utils/parse_options.sh
 
-[ -n "${corpus}" ] && [ -n "${dir}" ] || { echo "$0: give --corpus and --dir" >&2; exit 2; }
+[ -n "${dir}" ] || { echo "$0: give --dir" >&2; exit 2; }
 log() { echo "$(date '+%F %T') $*"; }
 data=${dir}/data
 mkdir -p "${dir}"
+
+if [ -z "${corpus}" ]; then
+    corpus=downloads/synth_${size}_seed${seed}
+    log "corpus: ${corpus}"
+    # synth_corpus writes the corpus beside its final place and renames it; a finished one is kept
+    ${python} -m espnet_prune.bin.synth_corpus --layout librispeech --out "${corpus}" --seed "${seed}" \
+        --size "${size}" --nj "${nj}"
+fi
 
 if [ ! -f "${data}/train_ssl/wav.scp" ]; then
     log "data directories"
