@@ -281,12 +281,19 @@ def test_slurp_cli_exit_status_and_skip_bad(slurp: Path, tmp_path: Path, caplog:
     assert validate_data_dir(tmp_path / "data" / "devel", ["entities", "intent", "recording", "slurp_id", "transcript"]) == 2
 
 
+@pytest.mark.parametrize("recipe", ["synth_librispeech/asr1", "synth_slurp/slu1"])
 @pytest.mark.parametrize(
     "args,words",
     [(["--demo", "yes"], "--demo takes true or false"), (["--ci", "true", "--demo", "true"], "--ci and --demo are exclusive"),
      (["--standin", "hubert"], "--standin takes ssl or ctc"), (["--standin"], "--standin takes ssl or ctc")],
 )
-def test_recipe_mode_flags_are_checked_before_anything_runs(tmp_path, args, words):
-    recipe = Path(__file__).resolve().parents[1] / "egs2" / "synth_librispeech" / "asr1"
+def test_recipe_mode_flags_are_checked_before_anything_runs(recipe, args, words):
+    recipe = Path(__file__).resolve().parents[1] / "egs2" / recipe
     done = subprocess.run(["./run.sh", *args], cwd=recipe, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and words in done.stderr
+
+
+def test_slu_demo_needs_the_self_supervised_stand_in():
+    recipe = Path(__file__).resolve().parents[1] / "egs2" / "synth_slurp" / "slu1"
+    done = subprocess.run(["./run.sh", "--demo", "true", "--standin", "ctc"], cwd=recipe, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--demo true needs --standin ssl" in done.stderr

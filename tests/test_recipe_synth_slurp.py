@@ -79,3 +79,31 @@ def test_decoding_writes_head_intents_and_scores_reach_results(recipe):
     assert "| slu_train_slu_mac0.5 | mac | 0.50 |" in results
     assert (recipe_dir / "exp_ci" / MODELS[1] / "shrunk" / "upstream.safetensors").is_file()
     assert (recipe_dir / "RESULTS_ci_plots" / "intent_acc_vs_gmacs_test.png").is_file()
+
+
+def test_self_supervised_stand_in_route(recipe):
+    """`--standin ssl`: stage 3 pretrains the ASR recipe's HuBERT stand-in on the synthetic
+    LibriSpeech's unlabelled audio (local/pretrain_hubert.sh, shared), and the SLU models fine-tune it
+    with their own configs. (A few steps each: the plumbing, not the accuracy.)"""
+    recipe_dir = recipe[0]
+    env = {**os.environ, "MAIN_ROOT": str(REPO)}
+    done = subprocess.run(
+        ["./run.sh", "--ci", "true", "--standin", "ssl", "--stage", "3", "--stop_stage", "6",
+         "--asr_configs", "conf/train_slu_mac0.5_ssl.yaml", "--pretrain_args", "--max_epoch 1 --num_iters_per_epoch 2",
+         "--train_args", "--max_epoch 1 --num_iters_per_epoch 3"],
+        cwd=recipe_dir, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-4000:]
+    assert "Stage 3: stand-in upstream: local/pretrain_hubert.sh -> exp_ci_ssl/pretrain/upstream.pt" in log
+    audio = recipe_dir / "exp_ci_ssl" / "pretrain" / "data" / "train_ssl"
+    assert sorted(p.name for p in audio.iterdir()) == ["labels", "wav.scp"]  # audio only, and not SLURP's
+    ssl_audio = dict(line.split(maxsplit=1) for line in (audio / "wav.scp").read_text().splitlines())
+    slurp_audio = dict(line.split(maxsplit=1) for line in (recipe_dir / "data_ci" / "train" / "wav.scp").read_text().splitlines())
+    assert all("/LibriSpeech/train-clean-" in path for path in ssl_audio.values())
+    assert not set(ssl_audio) & set(slurp_audio) and not set(ssl_audio.values()) & set(slurp_audio.values())
+    model = recipe_dir / "exp_ci_ssl" / "slu_train_slu_mac0.5_ssl"
+    config = yaml.safe_load((model / "config.yaml").read_text())
+    assert config["frontend_conf"]["upstream_ckpt"] == "exp_ci_ssl/pretrain/upstream.pt"
+    assert config["frontend_conf"]["pruning_conf"]["gate_conf"] == {"attention": False, "ffn": False}
+    assert config["model"] == "espnet_prune_slu" and (model / "valid.acc.ave.pth").exists()

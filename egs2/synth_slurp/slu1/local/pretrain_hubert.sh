@@ -1,0 +1,1 @@
+../../../synth_librispeech/asr1/local/pretrain_hubert.sh
