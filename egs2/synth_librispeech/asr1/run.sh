@@ -17,25 +17,7 @@
 #   ./run.sh --stage 6 --stop_stage 10  any asr.sh option (see ./asr.sh --help)
 set -euo pipefail
 
-ci=false
-demo=false
-standin=
-args=()
-while [ $# -gt 0 ]; do
-    if [ "$1" = --ci ] || [ "$1" = --demo ]; then
-        [ $# -ge 2 ] && { [ "$2" = true ] || [ "$2" = false ]; } || { echo "$0: $1 takes true or false" >&2; exit 2; }
-        if [ "$1" = --ci ]; then ci=$2; else demo=$2; fi
-        shift 2
-    elif [ "$1" = --standin ]; then
-        [ $# -ge 2 ] && { [ "$2" = ssl ] || [ "$2" = ctc ]; } || { echo "$0: --standin takes ssl or ctc" >&2; exit 2; }
-        standin=$2
-        shift 2
-    else
-        args+=("$1")
-        shift
-    fi
-done
-[ "${ci}" = true ] && [ "${demo}" = true ] && { echo "$0: --ci and --demo are exclusive" >&2; exit 2; }
+. utils/synth_modes.sh "$@"
 if [ -z "${standin}" ]; then
     if [ "${ci}" = true ]; then standin=ctc; else standin=ssl; fi
 fi

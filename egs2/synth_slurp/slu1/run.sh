@@ -11,31 +11,16 @@
 #                            stage 3 pretrains it on the synthetic LibriSpeech's unlabelled audio
 #                            (local/pretrain_hubert.sh, hours); with --demo true the shipped one
 #                            (../../synth_librispeech/asr1/pretrained/hubert_ssl_4000steps.safetensors),
-#                            RESULTS_ssl_demo.md
+#                            RESULTS_ssl_demo.md; `--demo true` alone means the same
 #   ./run.sh --ci true       a reduced run of every stage (a few minutes; CI runs it)
 #   ./run.sh --stage 6 --stop_stage 10  any asr.sh option (see ./asr.sh --help)
 set -euo pipefail
 
-ci=false
-demo=false
-standin=ctc
-args=()
-while [ $# -gt 0 ]; do
-    if [ "$1" = --ci ] || [ "$1" = --demo ]; then
-        [ $# -ge 2 ] && { [ "$2" = true ] || [ "$2" = false ]; } || { echo "$0: $1 takes true or false" >&2; exit 2; }
-        if [ "$1" = --ci ]; then ci=$2; else demo=$2; fi
-        shift 2
-    elif [ "$1" = --standin ]; then
-        [ $# -ge 2 ] && { [ "$2" = ssl ] || [ "$2" = ctc ]; } || { echo "$0: --standin takes ssl or ctc" >&2; exit 2; }
-        standin=$2
-        shift 2
-    else
-        args+=("$1")
-        shift
-    fi
-done
-[ "${ci}" = true ] && [ "${demo}" = true ] && { echo "$0: --ci and --demo are exclusive" >&2; exit 2; }
-# the CTC stand-in learns this corpus's own transcripts, so no file of it can ship
+. utils/synth_modes.sh "$@"
+# the CTC stand-in learns this corpus's own transcripts, so no file of it can ship: --demo is the SSL one's
+if [ -z "${standin}" ]; then
+    if [ "${demo}" = true ]; then standin=ssl; else standin=ctc; fi
+fi
 [ "${demo}" = true ] && [ "${standin}" = ctc ] && { echo "$0: --demo true needs --standin ssl (no CTC stand-in ships)" >&2; exit 2; }
 
 if [ "${standin}" = ssl ]; then
