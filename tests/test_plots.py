@@ -111,14 +111,18 @@ def test_teacher_section_pairs_each_distilled_model_with_its_plain_twin(tmp_path
 def test_each_teacher_weight_is_its_own_model_paired_with_the_plain_twin(tmp_path):
     from espnet_prune.bin.asr_results import distill_label
 
-    assert [distill_label(d) for d in (None, {}, {"weight": 1.0}, {"weight": 0.1, "loss": "l1"})] == [
-        "", "+distill", "+distill", "+distill0.1"]
-    models = (("asr_u", "unpruned", 0.02), ("asr_p_mac0.7", "mac", 0.30), ("asr_p_mac0.7_distill", "mac+distill", 0.12),
-              ("asr_p_mac0.7_distill0.1", "mac+distill0.1", 0.20))  # fmt: skip
+    assert [distill_label(d) for d in (None, {}, {"weight": 1.0}, {"weight": 0.1, "loss": "l1"},
+                                       {"weight": 20, "teacher_ckpt": "exp/teacher_unpruned_ft.pt"})] == [
+        "", "+distill", "+distill", "+distill0.1", "+distill20@teacher-unpruned-ft"]  # fmt: skip
+    # asr.sh --distill_teacher exp/teacher_unpruned_ft.pt names its models ..._distill20-teacher-unpruned-ft
+    models = (("asr_p_mac0.7_distill", "mac+distill", 0.12), ("asr_u", "unpruned", 0.02), ("asr_p_mac0.7", "mac", 0.30),
+              ("asr_p_mac0.7_distill0.1", "mac+distill0.1", 0.20),
+              ("asr_p_mac0.7_distill20-teacher-unpruned-ft", "mac+distill20@teacher-unpruned-ft", 0.10))  # fmt: skip
     groups = group_results(_seeded_results(tmp_path, models, seeds=2), ["test"], TASKS["asr"])
     effects = teacher_effects(groups, ["test"], TASKS["asr"])
     assert [(e.with_teacher.first.model, e.without.first.model) for e in effects] == [
-        ("asr_p_mac0.7_distill", "asr_p_mac0.7"), ("asr_p_mac0.7_distill0.1", "asr_p_mac0.7")]
+        ("asr_p_mac0.7_distill", "asr_p_mac0.7"), ("asr_p_mac0.7_distill0.1", "asr_p_mac0.7"),
+        ("asr_p_mac0.7_distill20-teacher-unpruned-ft", "asr_p_mac0.7")]  # fmt: skip
 
 
 def test_against_the_paper_checks_each_claim_on_the_models_it_speaks_of(tmp_path):

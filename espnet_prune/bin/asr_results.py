@@ -258,16 +258,22 @@ class TeacherEffect:
         return (scores[0] - scores[1]) / (scores[2] - scores[1])
 
 
-_DISTILL_SUFFIX = re.compile(r"_distill[0-9.]*$")  # asr.sh's model name of "<method>:<target>+distill[<weight>]"
+# asr.sh's model name of "<method>:<target>+distill[<weight>]", with --distill_teacher "-<its stem>"
+_DISTILL_SUFFIX = re.compile(r"_distill[0-9.]*(-[A-Za-z0-9.-]+)?$")
 
 
 def distill_label(distill: Optional[dict]) -> str:
     """What a teacher adds to the method's name, so that each teacher setting makes its own curve:
-    "" (none), "+distill" (weight 1), "+distill0.1"."""
+    "" (none), "+distill" (weight 1, the upstream the model started from), "+distill0.1",
+    "+distill20@unpruned-ft" (a ``teacher_ckpt`` of stem ``unpruned_ft``, as asr.sh names it)."""
     if distill is None:
         return ""
     weight = float(distill.get("weight", 1.0))
-    return "+distill" if weight == 1.0 else f"+distill{weight:g}"
+    label = "+distill" if weight == 1.0 else f"+distill{weight:g}"
+    if distill.get("teacher_ckpt"):
+        stem = Path(str(distill["teacher_ckpt"]).rstrip("/")).name
+        label += "@" + re.sub(r"[^A-Za-z0-9.-]", "-", re.sub(r"\.[^.]*$", "", stem))
+    return label
 
 
 def teacher_effects(groups: Sequence[GroupResult], test_sets: Sequence[str], task: Task) -> list[TeacherEffect]:

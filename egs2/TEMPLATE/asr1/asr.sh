@@ -61,6 +61,10 @@
 #                              "mac:0.5+distill" adds layer-wise distillation from the unpruned
 #                              upstream (pruning_conf.distill, weight 1; ..._mac0.5_distill),
 #                              "mac:0.5+distill0.1" the same with weight 0.1 (..._mac0.5_distill0.1)
+#   --distill_teacher CKPT     the teacher of the sweep's +distill points instead of the upstream they
+#                              start from (any --ssl_ckpt format), e.g. the unpruned model fine-tuned
+#                              and exported (espnet_prune.bin.export_upstream); their names gain
+#                              -<the file's stem> (..._mac0.5_distill-unpruned-ft), so each teacher is a model
 #   --seeds "0 1 2"            train every model once per seed (${expdir}/<model>_seed<N>, asr_train
 #                              --seed N); stage 10 reports mean ± sd over the seeds and the MAPSSWE
 #                              p-value of each model's WER against the unpruned model's (default: one
@@ -105,6 +109,7 @@ pretrain_args=
 pretrain_script=
 asr_configs=
 pruning_sweep=
+distill_teacher=
 seeds=
 lm_config=
 lm_args=
@@ -185,6 +190,12 @@ fi
 for conf in ${asr_configs} ${pretrain_config} ${lm_config} ${inference_config}; do
     [ -f "${conf}" ] || { log "Error: ${conf} does not exist"; exit 2; }
 done
+if [ -n "${distill_teacher}" ]; then
+    [ -e "${distill_teacher}" ] || { log "Error: --distill_teacher ${distill_teacher} does not exist"; exit 2; }
+    [[ "${pruning_sweep}" == *+distill* ]] || { log "Error: --distill_teacher needs a +distill point in --pruning_sweep"; exit 2; }
+    # in a model's name: the file's (or directory's) stem, '_' made '-' so that _seed<N> stays the seed's
+    teacher_tag=$(basename "${distill_teacher%/}" | sed -e 's/\.[^.]*$//' -e 's/[^A-Za-z0-9.-]/-/g')
+fi
 
 # whether a YAML config prunes (frontend_conf.pruning_conf set)
 is_pruned() {
@@ -220,7 +231,11 @@ for config in ${asr_configs}; do
                     suffix=_distill${weight}
                     weight=${weight:-1.0}
                     [[ "${weight}" =~ ^[0-9]*\.?[0-9]+$ ]] || { log "Error: --pruning_sweep point '${point}': the distillation weight '${weight}' is not a number"; exit 2; }
-                    options="${options} --frontend_conf pruning_conf.distill.weight=${weight}" ;;
+                    options="${options} --frontend_conf pruning_conf.distill.weight=${weight}"
+                    if [ -n "${distill_teacher}" ]; then
+                        suffix=${suffix}-${teacher_tag}
+                        options="${options} --frontend_conf pruning_conf.distill.teacher_ckpt=${distill_teacher}"
+                    fi ;;
                 *) log "Error: --pruning_sweep point '${point}': expected <method>:<target>, <method>:<target>+distill or <method>:<target>+distill<weight>"; exit 2 ;;
             esac
             add_model "${name}_${method}${target}${suffix}" "${config}" "${options}"
