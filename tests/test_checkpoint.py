@@ -254,3 +254,36 @@ def test_conv_layer_spec_parser_runs_no_code():
         parse_conv_layers("__import__('os').system('true')")
     with pytest.raises(ValueError):
         UpstreamArch.from_model_cfg("wav2vec2", {"conv_feature_layers": "[(8, 2, 2)]"})
+
+
+def test_export_upstream_from_a_dense_safetensors_start_but_not_a_shrunk_one(tmp_path, capsys):
+    """A model fine-tuned from our .safetensors (which records the architecture even when dense, as
+    the shipped stand-in does) exports as S3PRL's format with the fine-tuned weights; from a shrunk
+    start there is no dense model to write."""
+    import yaml
+
+    from espnet_prune.bin import convert as convert_cli
+    from espnet_prune.bin import export_upstream
+
+    dense, start, shrunk = tmp_path / "dense.pt", tmp_path / "start.safetensors", tmp_path / "shrunk.safetensors"
+    make_cli.main(["--arch", "hubert", "--preset", "tiny", "--seed", "0", "--out", str(dense)])
+    convert_cli.main(["--ckpt", str(dense), "--out", str(start)])
+    shrink_cli.main(["--ckpt", str(dense), "--random-keep", "0.5", "--out", str(shrunk)])
+    assert read_checkpoint(start).pruned is not None and not read_checkpoint(start).shrunk and read_checkpoint(shrunk).shrunk
+    weights = read_checkpoint(start).weights
+    prefix = "frontend.upstream.upstream.model."
+    torch.save({prefix + k: v + 1 for k, v in weights.items()}, tmp_path / "model.pth")
+    for init in (start, shrunk):
+        config = tmp_path / f"config_{init.stem}.yaml"
+        config.write_text(yaml.safe_dump({"frontend": "s3prl_prune", "frontend_conf": {"upstream_ckpt": str(init)}}))
+        argv = ["--config", str(config), "--model_file", str(tmp_path / "model.pth"), "--out", str(tmp_path / "exported.pt")]
+        if init == shrunk:
+            with pytest.raises(SystemExit, match="1"):
+                export_upstream.main(argv)
+            assert "already shrunk" in capsys.readouterr().err
+        else:
+            export_upstream.main(argv)
+    exported = read_checkpoint(tmp_path / "exported.pt")
+    assert exported.pruned is None and sorted(exported.weights) == sorted(weights)
+    assert all(torch.equal(exported.weights[k], v + 1) for k, v in weights.items())
+    load_upstream(tmp_path / "exported.pt")

@@ -39,7 +39,7 @@ def exported_checkpoint(config: Path, model_file: Path) -> dict[str, Any]:
     else:
         raise ValueError(f"{config}: frontend is {conf.get('frontend')!r}, not s3prl_prune, and not a hubert_train run")
     init = read_checkpoint(init_path)
-    if init.pruned is not None:
+    if init.shrunk:
         raise ValueError(f"{config}: the upstream was already shrunk; S3PRL's format holds dense models only")
     state = torch.load(model_file, map_location="cpu", weights_only=True)
     trained = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

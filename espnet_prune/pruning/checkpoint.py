@@ -66,6 +66,12 @@ class SSLCheckpoint:
     def arch(self) -> UpstreamArch:
         return UpstreamArch.from_model_cfg(self.model_type, self.model_cfg, self.pruned)
 
+    @property
+    def shrunk(self) -> bool:
+        """Whether the weights are smaller than ``model_cfg``'s dense model (our .safetensors record
+        the architecture even when nothing was pruned)."""
+        return self.pruned is not None and self.arch != UpstreamArch.from_model_cfg(self.model_type, self.model_cfg)
+
 
 def _model_type(model_cfg: dict, has_dictionaries: bool, path: str) -> str:
     name = model_cfg.get("_name")
