@@ -9,7 +9,9 @@ user would otherwise download: S3PRL's converted format ``{"task_cfg", "model_cf
 "model_weight"}``, read by ``wav2vec2_local`` / ``hubert_local``. Weights the ESPnet model does not
 hold (the pretraining heads of a CTC-trained upstream) are taken from the checkpoint the training
 started from (``frontend_conf.upstream_ckpt`` or ``model_conf.upstream_ckpt``), so the file loads
-strictly in S3PRL.
+strictly in S3PRL. A start without those heads (our dense .safetensors, e.g. the shipped stand-in)
+gives a file without them: espnet_prune's loader (a teacher's ``teacher_ckpt``, ``--ssl_ckpt``)
+reads it, S3PRL's strict ``load_converted_model`` does not.
 Written atomically.
 """
 
