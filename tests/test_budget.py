@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from espnet_prune.pruning import UpstreamGates, load_upstream, read_checkpoint
@@ -41,6 +41,9 @@ def _counted(objective: PruningObjective) -> dict[str, float]:
     seed=st.integers(0, 10_000),
     spread=st.sampled_from([0.1, 1.0, 4.0]),
 )
+# nearly equal gates: the ranking removed every FFN sublayer and most conv channels, leaving the
+# parameters 0.014 short with the MACs met (the repair then had no one-unit trade that helped)
+@example(method="size_mac", target=0.640625, seed=1, spread=0.1)
 def test_counted_cost_lands_on_every_reachable_target(small_arch, method, target, seed, spread):
     gates = UpstreamGates(small_arch, **gate_conf_for(method))
     try:

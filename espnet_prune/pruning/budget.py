@@ -15,14 +15,18 @@ the selection is repeated with each removed sublayer kept whole, so its own unit
 
 Two budgets that move together (``size_mac``'s parameters and MACs; ``sep_size``'s CNN and
 Transformer parameters, both moved by a last-layer conv channel) can leave the ranking with one
-met and the other short: every unit it would remove next costs both. A repair step then trades
-units of different kinds, whose cost ratios differ (a conv channel is mostly MACs, an FFN unit
-mostly parameters), until every budget is within ``tolerance`` or no trade gets closer (measured
-on the synthetic recipes' selfcheck: size_mac 0.3 had counted 0.291 / 0.420 without it).
+met and the other short: every unit it would remove next costs both. A repair step then moves
+the counts of two kinds of unit at once, whose cost ratios differ (a conv channel is mostly MACs,
+an FFN unit mostly parameters), by as many units as cancel the misses, until every budget is
+within ``tolerance`` or no move gets closer (measured on the synthetic recipes' selfcheck: size_mac
+0.3 had counted 0.291 / 0.420 without it). A removed sublayer counts as a unit count of 0, so that
+restoring it with a few units is one small move (nearly equal gates once left every FFN sublayer
+removed and the parameters 0.014 short, with no one-unit trade that helped).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -155,62 +159,107 @@ def _remove_in_order(
     return keep, counts, current
 
 
+@dataclass(frozen=True)
+class _Axis:
+    """One count the repair step moves: a conv layer's channels, or a Transformer sublayer together
+    with its units (value 0: the sublayer removed; k > 0: present with k heads / FFN units), so that
+    restoring a removed sublayer with few units is one small move rather than a whole sublayer."""
+
+    units: GateKey | None  # the gate whose kept count is the value
+    sublayer: GateKey | None  # the sublayer gate that removes it at value 0
+    low: int
+    high: int
+
+
+def _axes(budget: _Budget, keep: Mapping[GateKey, torch.Tensor]) -> list[_Axis]:
+    axes = [_Axis(key, None, budget.min_keep.get(key, 0), len(mask)) for key, mask in keep.items() if key[0] == "conv_channels"]
+    for units_kind, sublayer_kind in (("heads", "attention"), ("ffn_units", "ffn")):
+        for layer in range(budget.arch.num_layers):
+            units = (units_kind, layer) if (units_kind, layer) in keep else None
+            sublayer = (sublayer_kind, layer) if budget.min_keep.get((sublayer_kind, layer), 1) == 0 and (sublayer_kind, layer) in keep else None
+            if sublayer is not None:
+                axes.append(_Axis(units, sublayer, 0, len(keep[units]) if units else 1))
+            elif units is not None:
+                axes.append(_Axis(units, None, budget.min_keep.get(units, 0), len(keep[units])))
+    return axes
+
+
 def _trade_units(budget: _Budget, keep: dict[GateKey, torch.Tensor], counts: UnitCounts) -> None:
-    """Move ``keep``/``counts`` towards every budget within ``tolerance`` by single and paired moves.
+    """Move ``keep``/``counts`` towards every budget within ``tolerance`` by moving one or two counts.
 
-    A move removes the least probable kept unit of one gate, restores the most probable removed unit
-    of another, or both. Units of one gate cost the same, so a move is named by its gates; its effect
-    is predicted from each gate's one-unit effect (costs are nearly additive; a conv channel's
-    depends on its neighbours) and the best predicted moves are checked with the exact count.
+    Each round measures every count's effect per unit on the budgets (one unit, and all the way to
+    the count's far end: costs are nearly linear in a count, a conv layer's depend on its
+    neighbours'), solves for the pair of counts whose moves cancel the budgets' misses, and applies
+    the candidate (rounded both ways) whose exact count has the smallest violation, while that
+    improves. Units leave least probable first and come back most probable first.
     """
+    names, violation = budget.names, budget.violation
+    axes = _axes(budget, keep)
 
-    scores, min_keep, names, violation = budget.scores, budget.min_keep, budget.names, budget.violation
+    def value(axis: _Axis) -> int:
+        if axis.sublayer is not None and getattr(counts, axis.sublayer[0])[axis.sublayer[1]] == 0:
+            return 0
+        return int(getattr(counts, axis.units[0])[axis.units[1]]) if axis.units is not None else 1
 
-    def counted() -> dict[str, float]:
-        return budget.counted(counts)
+    def set_counts(axis: _Axis, v: int) -> None:
+        if axis.sublayer is not None:
+            getattr(counts, axis.sublayer[0])[axis.sublayer[1]] = float(v > 0)
+        if axis.units is not None and (v > 0 or axis.sublayer is None):
+            getattr(counts, axis.units[0])[axis.units[1]] = v
 
-    def shift(key: GateKey, by: int) -> None:
-        getattr(counts, key[0])[key[1]] += by
+    def evaluate(move: tuple[tuple[_Axis, int], ...]) -> dict[str, float]:
+        saved = [(axis, value(axis), int(getattr(counts, axis.units[0])[axis.units[1]]) if axis.units else 0) for axis, _ in move]
+        for axis, v in move:
+            set_counts(axis, v)
+        result = budget.counted(counts)
+        for axis, v, units in reversed(saved):
+            set_counts(axis, v)
+            if axis.units is not None:
+                getattr(counts, axis.units[0])[axis.units[1]] = units
+        return result
 
-    def effect(key: GateKey, by: int, base: dict[str, float]) -> dict[str, float]:
-        shift(key, by)
-        after = counted()
-        shift(key, -by)
-        return {n: after[n] - base[n] for n in names}
+    def apply(axis: _Axis, v: int) -> None:
+        if axis.units is not None and (v > 0 or axis.sublayer is None):
+            mask, s = keep[axis.units], budget.scores[axis.units].detach().float().cpu()
+            while int(mask.sum()) > v:  # drop the least probable kept unit
+                mask[int(torch.where(mask, s, torch.inf).argmin())] = False
+            while int(mask.sum()) < v:  # bring back the most probable removed unit
+                mask[int(torch.where(mask, -torch.inf, s).argmax())] = True
+        if axis.sublayer is not None:
+            keep[axis.sublayer][0] = v > 0
+        set_counts(axis, v)
 
-    def apply(key: GateKey, by: int) -> None:
-        s = scores[key].detach().float().cpu()
-        if by < 0:  # drop the least probable kept unit
-            i = int(torch.where(keep[key], s, torch.inf).argmin())
-            keep[key][i] = False
-        else:  # bring back the most probable removed unit
-            i = int(torch.where(keep[key], -torch.inf, s).argmax())
-            keep[key][i] = True
-        shift(key, by)
-
-    current = counted()
-    for _ in range(sum(len(mask) for mask in keep.values())):  # each move changes at least one unit
+    current = budget.counted(counts)
+    for _ in range(4 * len(axes)):
         if violation(current) == 0.0:
             return
-        removable = [k for k in keep if int(keep[k].sum()) > min_keep.get(k, 0)]
-        restorable = [k for k in keep if not bool(keep[k].all())]
-        deltas = {(k, -1): effect(k, -1, current) for k in removable}
-        deltas.update({(k, 1): effect(k, 1, current) for k in restorable})
-        moves: list[tuple[tuple[GateKey, int], ...]] = [(m,) for m in deltas]
-        moves += [(a, b) for a in deltas if a[1] < 0 for b in deltas if b[1] > 0 and b[0] != a[0]]
-        predicted = sorted(
-            moves, key=lambda ms: violation({n: current[n] + sum(deltas[m][n] for m in ms) for n in names})
-        )
-        for move in predicted[:8]:
-            for key, by in move:
-                shift(key, by)
-            trial = counted()
-            for key, by in move:
-                shift(key, -by)
-            if violation(trial) < violation(current):
-                for key, by in move:
-                    apply(key, by)
-                current = trial
-                break
-        else:
+        values = {axis: value(axis) for axis in axes}
+        slopes: list[tuple[_Axis, torch.Tensor]] = []  # (axis, effect of +1 on each budget)
+        for axis, v in values.items():
+            near = v - 1 if v > axis.low else v + 1
+            far = axis.low if v - axis.low >= axis.high - v else axis.high
+            for w in {near, far} - {v}:
+                after = evaluate(((axis, w),))
+                slopes.append((axis, torch.tensor([(after[n] - current[n]) / (w - v) for n in names], dtype=torch.float64)))
+        miss = torch.tensor([budget.targets[n] - current[n] for n in names], dtype=torch.float64)
+        moves: set[tuple[tuple[_Axis, int], ...]] = set()
+
+        def rounded(axis: _Axis, step: float) -> list[int]:
+            v = values[axis]
+            return sorted({min(axis.high, max(axis.low, v + r)) for r in (math.floor(step), math.ceil(step))} - {v})
+
+        for i, (a, sa) in enumerate(slopes):
+            if float(sa @ sa) > 0:
+                moves.update(((a, w),) for w in rounded(a, float(sa @ miss / (sa @ sa))))
+            for b, sb in slopes[i + 1 :]:
+                if b == a:
+                    continue
+                steps = torch.linalg.lstsq(torch.stack([sa, sb], dim=1), miss.unsqueeze(1)).solution.squeeze(1)
+                moves.update(((a, wa), (b, wb)) for wa in rounded(a, float(steps[0])) for wb in rounded(b, float(steps[1])))
+        tried = {move: evaluate(move) for move in moves}
+        best = min(tried, key=lambda move: violation(tried[move]), default=None)
+        if best is None or violation(tried[best]) >= violation(current):
             return
+        for axis, v in best:
+            apply(axis, v)
+        current = tried[best]
