@@ -2,7 +2,8 @@
 # The GPU check, prepared for when a GPU machine is lent (<= 8 minutes on one GPU), and its CPU dry
 # run (tests/test_recipe_synth.py runs it, so that it cannot rot). Four steps, one report:
 #   1 facts        nvidia-smi, python, torch, the device
-#   2 shrink speed dense vs shrunk upstream (benchmarks/shrink_speed.py), fp32, fp16, bf16 (CPU: fp32)
+#   2 shrink speed dense vs shrunk upstream (benchmarks/shrink_speed.py), fp32, fp16, bf16 (CPU: fp32),
+#                  batch 1 (bound by kernel launches on a GPU) and batch 16
 #   3 planned step one training step of egs2/librispeech_100's pruned model at the batch its config
 #                  plans (batch_bins, in utterances of 15 s) under autocast, peak memory against the
 #                  prediction of benchmarks/RESULTS_memory_plan.json (benchmarks/memory_plan.py)
@@ -50,8 +51,14 @@ if [ -z "${batch}" ]; then
 fi
 dtypes="fp32"
 precision=bf16
+speed_batch=2
+runs_1=5
+runs_b=2
 if [ "${device}" = cuda ]; then
     dtypes="fp32 fp16 bf16"
+    speed_batch=16
+    runs_1=30  # a few ms a pass: the median of many
+    runs_b=10
 fi
 
 {
@@ -72,11 +79,14 @@ echo "[device_check] 1 facts done ($(( SECONDS - start )) s)"
 
 {
     echo
-    echo "## 2 shrink speed (dense vs shrunk ${preset} upstream, 10 s input, batch 1)"
+    echo "## 2 shrink speed (dense vs shrunk ${preset} upstream, 10 s input)"
     echo
     echo '```'
     for dtype in ${dtypes}; do
-        "${python}" "${root}/benchmarks/shrink_speed.py" --preset "${preset}" --device "${device}" --dtype "${dtype}" --runs 5
+        for batch_runs in "1 ${runs_1}" "${speed_batch} ${runs_b}"; do
+            read -r b r <<< "${batch_runs}"
+            "${python}" "${root}/benchmarks/shrink_speed.py" --preset "${preset}" --device "${device}" --dtype "${dtype}" --batch "${b}" --runs "${r}"
+        done
     done
     echo '```'
 } >> "${report}" 2> "${out}/shrink_speed.log"

@@ -49,7 +49,9 @@ CARDS_GB = (24, 40, 80)
 MARGIN = 0.8
 # the sweep estimate's cards (one per size) and their dense bf16 peak, TFLOP/s (vendors' data sheets)
 CARD_SPECS = {24: ("A10", 125.0), 40: ("A100 40GB", 312.0), 80: ("H100 SXM", 989.0)}
-UTILISATION = 0.3  # an assumption until device_check.sh measures a step on a lent GPU
+# 51 TFLOP/s (6 x upstream MACs) of the spec's 989 dense bf16, measured on an H200 at the 40 GB card's
+# batch with the upstream under autocast (benchmarks/RESULTS_device_check.md); assumed on the other cards
+UTILISATION = 0.052
 TRAIN_SECONDS = 100.6 * 3600  # LibriSpeech train-clean-100
 SWEEP_RUN = REPO / "egs2/librispeech_100/asr1/run.sh"
 # (batch, seconds per utterance): the fit's points, and one check point outside them
@@ -192,14 +194,19 @@ def predicted_mb(row: dict, fitted: dict) -> float | None:
     return None
 
 
+def _upstream_macs(arch: str, preset: str, seconds: float) -> float:
+    """The dense upstream's MACs for one utterance of ``seconds`` (the cost model's count)."""
+    from espnet_prune.pruning.arch import UpstreamArch
+    from espnet_prune.pruning.cost import upstream_cost
+    from espnet_prune.pruning.presets import PRESETS
+
+    return float(upstream_cost(UpstreamArch.from_model_cfg(arch, PRESETS[preset], None), seconds).macs)
+
+
 def sweep_estimate(record: dict) -> list[str]:
     """The paper's sweep as egs2/librispeech_100 runs it: steps and GPU-hours per card at the planned
     batch (trained CNN, bf16), from the upstream's MACs and the cards' spec throughput."""
     import yaml
-
-    from espnet_prune.pruning.arch import UpstreamArch
-    from espnet_prune.pruning.cost import upstream_cost
-    from espnet_prune.pruning.presets import PRESETS
 
     planned = next((f for f in record["fits"] if (f["cnn"], f["precision"]) == ("trained", "bf16")), None)
     if planned is None:
@@ -207,8 +214,7 @@ def sweep_estimate(record: dict) -> list[str]:
     epochs = yaml.safe_load((REPO / record["config"]).read_text())["max_epoch"]
     sweep = re.search(r'^ +--pruning_sweep "([^"]*)"', SWEEP_RUN.read_text(), re.M).group(1).split()  # the call, not the usage comment
     models = len(sweep) + 1  # and the unpruned baseline
-    arch = UpstreamArch.from_model_cfg(record["arch"], PRESETS[record["preset"]], None)
-    macs_per_second = upstream_cost(arch, 10.0).macs / 10.0
+    macs_per_second = _upstream_macs(record["arch"], record["preset"], 10.0) / 10.0
     flops = 6 * macs_per_second * TRAIN_SECONDS * epochs  # 2 FLOPs a MAC, backward twice the forward
     lines = [
         "",
@@ -216,7 +222,8 @@ def sweep_estimate(record: dict) -> list[str]:
         f"train-clean-100 ({TRAIN_SECONDS / 3600:.1f} h) each, at the planned batch (trained CNN, bf16). Compute: the upstream's "
         f"{macs_per_second / 1e9:.2f} GMACs per second of audio x 6 FLOPs (forward, backward), the encoder, decoder and "
         f"CTC add ~1 %; every model counted unpruned (an upper bound: the pruned ones shrink as they train). Wall time "
-        f"at {UTILISATION:.0%} of the card's dense bf16 peak: an assumption, until `benchmarks/device_check.sh` measures a step.",
+        f"at {UTILISATION:.1%} of the card's dense bf16 peak, as measured on an H200 (`RESULTS_device_check.md`; the other cards "
+        f"assumed alike).",
         "",
         "| card | batch_bins | batches per epoch | batches per model | GPU-hours per model | GPU-hours for the sweep |",
         "|---|---|---|---|---|---|",
@@ -241,14 +248,17 @@ def report(rows: list[dict], config: Path, fitted: dict | None = None) -> str:
         f"One training step (2nd of 2) of `{config.relative_to(REPO)}`'s model with a {first['arch']} {first['preset']} upstream "
         f"({first['params_m']:.1f} M parameters in all) on {first['device']}, {where}, MB.",
         "",
-        "| CNN | precision | batch x seconds | peak | static (weights, grads, AdamW) | activations | per second of audio |"
-        + (" predicted (fit file) | measured / predicted |" if fitted else ""),
-        "|---|---|---|---|---|---|---|" + ("---|---|" if fitted else ""),
+        "| CNN | precision | batch x seconds | peak | static (weights, grads, AdamW) | activations | per second of audio "
+        "| step (s) | TFLOP/s (6 x upstream MACs) |" + (" predicted (fit file) | measured / predicted |" if fitted else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if fitted else ""),
     ]
     for r in rows:
+        flops = 6 * r["batch"] * _upstream_macs(r["arch"], r["preset"], r["seconds"])
+        timed = f"{r['step_seconds']:.2f} | {flops / r['step_seconds'] / 1e12:.1f}" if "step_seconds" in r else "- | -"
         line = (
             f"| {_cnn(r['train_cnn'])} | {r['precision']} | {r['batch']} x {r['seconds']:g} s | "
-            f"{r['peak_mb']:.0f} | {r['static_mb']:.0f} | {r['activations_mb']:.0f} | {r['activations_mb'] / r['audio_seconds']:.0f} |"
+            f"{r['peak_mb']:.0f} | {r['static_mb']:.0f} | {r['activations_mb']:.0f} | {r['activations_mb'] / r['audio_seconds']:.0f} | "
+            f"{timed} |"
         )
         if fitted:
             predicted = predicted_mb(r, fitted)

@@ -4,8 +4,11 @@ For each keep fraction, prints the MAC ratio (shrunk / dense, from the cost mode
 measured wall-time ratio (median of several forward passes, same process, same input). Goal:
 measured speed-up >= 0.9 x the MAC reduction.
 
-    tools/venv/bin/python benchmarks/shrink_speed.py [--seconds 10] [--runs 5] [--keep 0.7 0.5 0.3]
-        [--device cuda --dtype bf16]
+    tools/venv/bin/python benchmarks/shrink_speed.py [--seconds 10] [--batch 1] [--runs 5]
+        [--keep 0.7 0.5 0.3] [--device cuda --dtype bf16]
+
+At batch 1 a GPU is bound by kernel launches, not arithmetic (the time hardly moves with the
+MACs): ``--batch 16`` shows what a shrunk model saves where the card is busy.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def main() -> None:
     parser.add_argument("--arch", default="wav2vec2", choices=("wav2vec2", "hubert", "wavlm"))
     parser.add_argument("--preset", default="base")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--batch", type=int, default=1, help="utterances a forward pass")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", type=float, nargs="+", default=[0.7, 0.5, 0.3])
     parser.add_argument("--device", default="cpu")
@@ -62,7 +66,7 @@ def main() -> None:
         path = os.path.join(tmp, "dense.pt")
         torch.save(make_checkpoint(args.arch, args.preset, seed=0), path)
         ckpt = read_checkpoint(path)
-    wav = torch.randn(1, round(args.seconds * 16000), device=device, dtype=dtype)
+    wav = torch.randn(args.batch, round(args.seconds * 16000), device=device, dtype=dtype)
     dense_model = build_model(ckpt).to(device, dtype).eval()
     dense_cost = upstream_cost(ckpt.arch, args.seconds)
     dense_time = time_forward(dense_model, wav, args.runs)
@@ -83,9 +87,9 @@ def main() -> None:
             time_ratio=t / dense_time,
         ))
     if args.json:
-        print(json.dumps({"device": str(device), "dtype": args.dtype, "threads": torch.get_num_threads(), "rows": rows}))
+        print(json.dumps({"device": str(device), "dtype": args.dtype, "threads": torch.get_num_threads(), "batch": args.batch, "rows": rows}))
         return
-    print(f"{args.arch}-{args.preset}, {args.seconds:g} s input, batch 1, {device} {args.dtype}, {torch.get_num_threads()} threads, "
+    print(f"{args.arch}-{args.preset}, {args.seconds:g} s input, batch {args.batch}, {device} {args.dtype}, {torch.get_num_threads()} threads, "
           f"median of {args.runs} runs; dense {dense_cost.macs / 1e9:.1f} GMACs")
     print(f"{'model':<22} {'keep':>5} {'MAC ratio':>10} {'time (s)':>9} {'time ratio':>11} {'speed-up / MAC reduction':>25}")
     for r in rows:

@@ -1,7 +1,10 @@
 """Mixed precision: under autocast the gates, the expected cost and the Lagrangian stay in fp32."""
 
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 
 from espnet_prune.pruning import load_upstream
 from espnet_prune.pruning.objective import PruningObjective, param_groups
@@ -35,3 +38,13 @@ def test_one_bf16_autocast_step_keeps_the_pruning_terms_in_fp32(tiny_ckpts, padd
     assert float(reg16.detach()) == pytest.approx(float(reg32.detach()), rel=1e-6)  # the cost does not see the activations
     assert float(task16.detach()) == pytest.approx(float(task32.detach()), rel=0.05)
     assert grads and all(g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads.values())
+
+
+def test_recipes_with_amp_put_the_upstream_under_it_too():
+    """ESPnet's model runs its frontend outside autocast unless ``autocast_frontend``: with ``use_amp``
+    alone the upstream (nearly all of the compute) stayed fp32 on a GPU (benchmarks/RESULTS_device_check.md)."""
+    configs = sorted(Path(__file__).resolve().parents[1].glob("egs2/*/*/conf/train_*.yaml"))
+    amp = [path for path in configs if yaml.safe_load(path.read_text()).get("use_amp")]
+    assert len(amp) >= 4
+    for path in amp:
+        assert yaml.safe_load(path.read_text())["model_conf"].get("autocast_frontend") is True, path

@@ -170,6 +170,7 @@ def test_device_check_dry_run(recipe, tmp_path):
     for step in ("## 1 facts", "## 2 shrink speed", "## 3 one training step", "## 4 ESPnet training"):
         assert step in report, report
     assert re.search(r"^shrunk +0\.50 +0\.\d+", report, re.M), report  # a measured shrunk row
+    assert "10 s input, batch 1," in report and "10 s input, batch 2," in report  # launch-bound and busier
     assert re.search(r"^\| trained \| bf16 \| 1 x 2 s \| \d+ \| \d+ \| \d+ \|", report, re.M), report
     train, valid = re.search(r"^train: (.*)\nvalid: (.*)$", report, re.M).groups()
     assert "sparsity_macs=" in train and "counted_sparsity_macs=" in valid
