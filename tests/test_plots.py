@@ -163,3 +163,18 @@ def test_training_minutes_add_the_runs_a_resumed_training_logged(tmp_path):
     (tmp_path / "train.2.log").write_text(epoch.format(2, "1 hour, 2 minutes and 0 seconds") + "\n")
     (tmp_path / "train.log").write_text("(trainer) INFO: The training was finished at 2 epochs\n")
     assert abs(training_minutes(tmp_path) - (1.5 + 0.5 / 60 + 62)) < 1e-9
+
+
+def test_a_run_without_scores_yet_is_left_out_not_counted_as_a_seed(tmp_path, capsys):
+    """RESULTS made while another lane still trains seed 1: the row is seed 0's, named as one seed."""
+    from espnet_prune.bin.asr_results import decoded
+
+    results = _seeded_results(tmp_path, (("asr_a", "unpruned", 0.02), ("asr_b", "mac", 0.25)), seeds=2)
+    training = dataclasses.replace(results[3], scores={"test": {"WER": None}})
+    kept = decoded([*results[:3], training])
+    assert [r.name for r in kept] == ["asr_a_seed0", "asr_a_seed1", "asr_b_seed0"]
+    assert "asr_b_seed1: no scores yet; left out" in capsys.readouterr().err
+    groups = group_results(kept, ["test"], TASKS["asr"])
+    assert [len(g.runs) for g in groups] == [2, 1]
+    with pytest.raises(ValueError, match="no model has scores yet"):
+        decoded([training])

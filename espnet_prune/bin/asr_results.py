@@ -457,6 +457,18 @@ def model_result(exp_dir: Path, inference_tag: str, test_sets: Sequence[str], ta
     )
 
 
+def decoded(results: Sequence[ModelResult]) -> list[ModelResult]:
+    """The runs with a score on some test set. The others (still training or decoding, say in another
+    lane of the sweep) are named on stderr and left out: in a row they would count as a seed."""
+    scored = [r for r in results if any(v is not None for scores in r.scores.values() for v in scores.values())]
+    for r in results:
+        if all(r is not s for s in scored):
+            print(f"asr_results: {r.name}: no scores yet; left out", file=sys.stderr)
+    if not scored:
+        raise ValueError("no model has scores yet")
+    return scored
+
+
 def _environment() -> str:
     import espnet
     import torch
@@ -610,7 +622,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     task = TASKS[args.task]
     try:
         results = [model_result(d, args.inference_tag, args.test_sets, task) for d in args.exp_dirs]
-        groups = group_results(results, args.test_sets, task)
+        scored = decoded(results)
+        groups = group_results(scored, args.test_sets, task)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
         print(f"asr_results: {error}", file=sys.stderr)
         return 1
