@@ -13,9 +13,9 @@ selfcheck: install
 	bash tools/selfcheck.sh
 
 # two workers (the machine has 2 cores), each test file on one of them: a file's module fixtures
-# (a whole recipe run) are made once; one thread per process
+# (a whole recipe run) are made once; one thread per process; the 15 slowest are listed (budget ~15 min)
 test: install
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile --durations=15 tests
 
 bench: install
 	$(PY) benchmarks/shrink_speed.py
