@@ -297,3 +297,18 @@ def test_slu_demo_needs_the_self_supervised_stand_in():
     recipe = Path(__file__).resolve().parents[1] / "egs2" / "synth_slurp" / "slu1"
     done = subprocess.run(["./run.sh", "--demo", "true", "--standin", "ctc"], cwd=recipe, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--demo true needs --standin ssl" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args,chosen",
+    [([], "the ssl stand-in; --expdir exp; results in RESULTS.md"),
+     (["--standin", "ctc"], "the ctc stand-in; --expdir exp_ctc; results in RESULTS_ctc.md"),
+     (["--demo", "true"], "the ssl stand-in; --expdir exp_demo --ssl_ckpt "),
+     (["--ci", "true"], "the ctc stand-in; --datadir data_ci --expdir exp_ci; results in RESULTS_ci.md"),
+     (["--ci", "true", "--standin", "ssl"], "--expdir exp_ci_ssl; results in RESULTS_ci_ssl.md")],
+)
+def test_slu_stand_in_defaults_to_the_self_supervised_one_except_in_ci(args, chosen):
+    """Each stand-in writes its own directories: the CTC one's never mix with the default's."""
+    recipe = Path(__file__).resolve().parents[1] / "egs2" / "synth_slurp" / "slu1"
+    done = subprocess.run(["./run.sh", *args, "--stage", "11", "--stop_stage", "11"], cwd=recipe, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and chosen in done.stdout, done.stdout + done.stderr
