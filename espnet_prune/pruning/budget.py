@@ -236,6 +236,8 @@ def _trade_units(budget: _Budget, keep: dict[GateKey, torch.Tensor], counts: Uni
         values = {axis: value(axis) for axis in axes}
         slopes: list[tuple[_Axis, torch.Tensor]] = []  # (axis, effect of +1 on each budget)
         for axis, v in values.items():
+            if axis.low == axis.high:  # a gate that must keep all its units cannot move
+                continue
             near = v - 1 if v > axis.low else v + 1
             far = axis.low if v - axis.low >= axis.high - v else axis.high
             for w in {near, far} - {v}:
