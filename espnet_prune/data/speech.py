@@ -102,8 +102,17 @@ def validate_voice(voice: Voice) -> None:
         raise ValueError(f"pitch {voice.pitch} or rate {voice.rate} out of espeak-ng's range")
 
 
+@functools.cache
+def _settle_espeak() -> None:
+    # espeak-ng's first synthesis in a HOME without ~/.config/pulse (which its first call of any
+    # kind creates) differs from every later one: one harmless call per process keeps a corpus the
+    # same on a fresh machine (a GPU image, a CI runner) as here
+    espeak_version()
+
+
 def espeak_samples(text: str, voice: Voice) -> np.ndarray:
     """espeak-ng's speech for `text` as float samples in [-1, 1] at 22050 Hz."""
+    _settle_espeak()
     options = ["-v", voice.name, "-p", str(voice.pitch), "-s", str(voice.rate), "-a", str(AMPLITUDE)]
     command = [ESPEAK, *options, "--stdin", "--stdout"]
     wav = subprocess.run(command, input=text.encode(), capture_output=True, check=True).stdout
