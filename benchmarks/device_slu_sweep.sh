@@ -2,8 +2,8 @@
 # Trainings of the synthetic SLURP recipe on a lent GPU without network, several at once on the one
 # GPU, their shrunk models packed as they finish (to decode where the corpus already is).
 #   bash benchmarks/device_slu_sweep.sh CARRY DEADLINE_S
-# CARRY (a carried folder) holds the wheels of tools/offline_wheels.sh, espeak/ (tools/espeak_bundle.sh;
-# the corpus is synthesised there), audio_md5.txt (benchmarks/audio_md5.py of the corpus here: the
+# CARRY (a carried folder) holds the wheels of tools/offline_wheels.sh, espeak.tar.xz (a tar of the folder
+# espeak/ that tools/espeak_bundle.sh makes: the corpus is synthesised there), audio_md5.txt (benchmarks/audio_md5.py of the corpus here: the
 # script reports how many files differ), and any teacher the sweep names (copied into exp_demo/).
 # SWEEP ("mac:0.7 mac:0.7+distill20" by default), SEEDS ("0 1 2"), TEACHER (a file in CARRY), OUT (where
 # the packed runs go: one <tag>.tgz each, a logs.tgz). Called again on the same machine, it launches
@@ -11,7 +11,8 @@
 # How benchmarks/RESULTS_device_check.md's SLU sweep was made (with a hand-made bundle, the same files).
 set -uo pipefail
 carry=$(cd "$1" && pwd); deadline=${2:-540}
-export PYTHONUNBUFFERED=1 NLTK_DATA=/tmp/nltk_data OMP_NUM_THREADS=1 PATH=${carry}/espeak/bin:${PATH}
+tar xJf "${carry}/espeak.tar.xz" -C /tmp || exit 1
+export PYTHONUNBUFFERED=1 NLTK_DATA=/tmp/nltk_data OMP_NUM_THREADS=1 PATH=/tmp/espeak/bin:${PATH}
 sweep=${SWEEP:-mac:0.7 mac:0.7+distill20}; seeds=${SEEDS:-0 1 2}; teacher=${TEACHER:-teacher_slu_unpruned_seed0.pt}
 out=${OUT:?set OUT to the folder for the packed runs}
 start=${SECONDS}
