@@ -125,6 +125,22 @@ def test_each_teacher_weight_is_its_own_model_paired_with_the_plain_twin(tmp_pat
         ("asr_p_mac0.7_distill20-teacher-unpruned-ft", "asr_p_mac0.7")]  # fmt: skip
 
 
+def test_a_sweep_teacher_pairs_with_the_configs_own_run_of_that_target(tmp_path):
+    # ./run.sh --asr_configs conf/x_mac0.5.yaml (model asr_x_mac0.5) beside --pruning_sweep mac:0.5+distill20
+    # (model asr_x_mac0.5_mac0.5_distill20-teacher-t): the plain twin has no sweep suffix
+    models = (("asr_u", "unpruned", 0.02), ("asr_x_mac0.5", "mac", 0.30),
+              ("asr_x_mac0.5_mac0.5_distill20-teacher-t", "mac+distill20@teacher-t", 0.12))  # fmt: skip
+    groups = group_results(_seeded_results(tmp_path, models, seeds=2), ["test"], TASKS["asr"])
+    (effect,) = teacher_effects(groups, ["test"], TASKS["asr"])
+    assert (effect.with_teacher.first.model, effect.without.first.model) == ("asr_x_mac0.5_mac0.5_distill20-teacher-t", "asr_x_mac0.5")
+    # with both names present (a sweep run of the config's own target), the sweep's twin is the one
+    models += (("asr_x_mac0.5_mac0.5", "mac", 0.25),)
+    (tmp_path / "both").mkdir()
+    groups = group_results(_seeded_results(tmp_path / "both", models, seeds=2), ["test"], TASKS["asr"])
+    (effect,) = teacher_effects(groups, ["test"], TASKS["asr"])
+    assert effect.without.first.model == "asr_x_mac0.5_mac0.5"
+
+
 def test_against_the_paper_checks_each_claim_on_the_models_it_speaks_of(tmp_path):
     from espnet_prune.bin.asr_results import paper_claims
 

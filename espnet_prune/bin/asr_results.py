@@ -284,10 +284,11 @@ def teacher_effects(groups: Sequence[GroupResult], test_sets: Sequence[str], tas
         method, teacher, _ = g.first.method.partition("+distill")
         if not teacher:
             continue
-        plain = [
-            h for h in groups
-            if h.first.method == method and h.first.target == g.first.target and h.first.model == _DISTILL_SUFFIX.sub("", g.first.model)
-        ]  # fmt: skip
+        twin = _DISTILL_SUFFIX.sub("", g.first.model)
+        # the config's own run (no --pruning_sweep) has no "_<method><target>" in its name
+        own = re.sub(rf"_{re.escape(method)}[0-9.]+$", "", twin)
+        same = [h for h in groups if h.first.method == method and h.first.target == g.first.target]
+        plain = [h for h in same if h.first.model == twin] or [h for h in same if h.first.model == own]
         if len(plain) == 1:
             effects.append(TeacherEffect(g, plain[0], unpruned[0] if len(unpruned) == 1 else None,
                                          _paired_tests(g.runs, plain[0].runs, test_sets, task)))  # fmt: skip
