@@ -23,7 +23,7 @@ def test_the_bundle_speaks_as_the_installed_espeak(tmp_path):
     # no system data folder reachable through the environment: the wrapper must bring its own
     bare = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     # espeak-ng's first synthesis in a HOME without ~/.config/pulse (which any first call creates)
-    # comes out different, run to run; the corpus code asks for --version and --voices first
+    # comes out different, run to run; espnet_prune.data.speech calls --version first for the same reason
     subprocess.run([str(bundle / "bin" / "espeak-ng"), "--version"], env=bare, capture_output=True, check=True)
     ours = _speak(str(bundle / "bin" / "espeak-ng"), bare, tmp_path / "bundle.wav")
     installed = _speak("espeak-ng", {**os.environ}, tmp_path / "installed.wav")

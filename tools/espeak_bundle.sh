@@ -6,8 +6,8 @@
 # a recipe's data stage on that machine makes the corpus this one makes.
 #   bash tools/espeak_bundle.sh --out DIR [--languages "en"]
 #   there: export PATH=DIR/bin:$PATH
-# (espeak-ng's very first synthesis in a HOME without ~/.config/pulse differs run to run; the
-# corpus code's first calls are --version and --voices, which create it)
+# (espeak-ng's very first synthesis in a HOME without ~/.config/pulse differs run to run;
+# espnet_prune.data.speech makes one --version call per process first, which creates it)
 set -euo pipefail
 
 out=
