@@ -4,7 +4,7 @@ Each mode runs in its own process (so peak memory is its own): ``plain`` fine-tu
 with a linear head; ``pruned`` adds every gate and the HJ-Pruning-MAC objective (the extra work
 of pruning while fine-tuning); ``distill`` adds to that layer-wise distillation from the unpruned
 upstream (a teacher forward per batch, CoFi's dynamic matching of 4 layers; the frontend's
-``pruning_conf.distill``). Prints the median step time, their ratios (goals: pruned <= 1.15x plain,
+``distill_conf``). Prints the median step time, their ratios (goals: pruned <= 1.15x plain,
 distill <= 1.6x pruned), and the peak memory (CPU: max resident set size; CUDA: max allocated).
 
     tools/venv/bin/python benchmarks/train_overhead.py [--preset base] [--batch 2] [--seconds 4] [--steps 3]

@@ -65,7 +65,8 @@ def plot_layers(summary: Mapping[str, Any], path: Path, title: str = "") -> None
 def plot_tradeoff(
     points: Sequence[tuple[str, float, Optional[float]]], path: Path, ylabel: str = "WER (%)", title: str = ""
 ) -> None:
-    """``points``: (method, GMACs, error); method "unpruned" is drawn as points, others as curves."""
+    """``points``: (method, GMACs, error); methods "unpruned..." (with a teacher or not) are drawn as
+    points, others as curves."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.2))
     by_method: dict[str, list[tuple[float, float]]] = {}
@@ -77,6 +78,8 @@ def plot_tradeoff(
         xs, ys = [x for x, _ in xy], [y for _, y in xy]
         if method == "unpruned":
             ax.scatter(xs, ys, marker="*", s=150, color="black", label="unpruned", zorder=3)
+        elif method.startswith("unpruned"):
+            ax.scatter(xs, ys, marker="P", s=90, label=method, zorder=3)
         else:
             ax.plot(xs, ys, marker="o", label=method)
     ax.set_xlabel("upstream GMACs (10 s input)")

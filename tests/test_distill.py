@@ -1,4 +1,4 @@
-"""Layer-wise distillation while pruning: the loss, the layer maps, the frozen and unsaved teacher."""
+"""Layer-wise distillation, pruning or not: the loss, the layer maps, the frozen and unsaved teacher."""
 
 import math
 
@@ -69,36 +69,53 @@ def test_bad_distillation_settings_are_errors(tiny_ckpts, kwargs, message):
     assert set(LOSSES) == {"l1_cosine", "l1", "l2", "cosine"}
 
 
+PRUNING = {"method": "mac", "target": 0.3, "warmup_steps": 2, "macs_seconds": 1.0}
+
+
 def test_frontend_adds_the_distillation_loss_in_training_only(tiny_ckpts, padded_batch):
-    conf = {"method": "mac", "target": 0.3, "warmup_steps": 2, "macs_seconds": 1.0,
-            "distill": {"layers": [[2, 2]], "weight": 0.5, "loss": "l2"}}  # fmt: skip
-    frontend = S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf=conf).train()
+    distill = {"layers": [[2, 2]], "weight": 0.5, "loss": "l2"}
+    frontend = S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf=PRUNING, distill_conf=distill).train()
     wavs, lengths = padded_batch
     frontend(wavs, lengths)
-    loss, stats = frontend.pruning_loss()
-    without = frontend.objective  # the same objective, one step later, without the teacher's term
+    loss, stats = frontend.auxiliary_loss()
     assert "loss_distill" in stats and float(stats["loss_distill"]) > 0
+    assert float(loss) == pytest.approx(float(stats["loss_pruning"]) + 0.5 * float(stats["loss_distill"]), rel=1e-5)
     assert not any("teacher" in k for k in frontend.state_dict())
     assert any(k.startswith("distill.projections") for k in frontend.state_dict())
     frontend.eval()
     frontend(wavs, lengths)
-    assert "loss_distill" not in frontend.pruning_loss()[1] and without is frontend.objective
+    assert "loss_distill" not in frontend.auxiliary_loss()[1]
     frontend.shrink()
     assert frontend.distill is None and not any(k.startswith("distill") for k in frontend.state_dict())
-    with pytest.raises(ValueError, match="unknown pruning_conf.distill keys \\['temperature'\\]"):
-        S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf={**conf, "distill": {"temperature": 2.0}})
-    with pytest.raises(FileNotFoundError, match="teacher_ckpt"):
-        S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf={**conf, "distill": {"teacher_ckpt": "/nowhere.pt"}})
+    with pytest.raises(ValueError, match="unknown distill_conf keys \\['temperature'\\]"):
+        S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf=PRUNING, distill_conf={"temperature": 2.0})
+    with pytest.raises(FileNotFoundError, match="distill_conf.teacher_ckpt"):
+        S3prlPruneFrontend(tiny_ckpts["wav2vec2"], distill_conf={"teacher_ckpt": "/nowhere.pt"})
+    with pytest.raises(ValueError, match="pruning_conf.distill is now frontend_conf.distill_conf"):
+        S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf={**PRUNING, "distill": distill})
+
+
+def test_an_unpruned_model_can_have_a_teacher(tiny_ckpts, padded_batch):
+    """The control of distillation while pruning: the same teacher, no gates."""
+    frontend = S3prlPruneFrontend(tiny_ckpts["wav2vec2"], distill_conf={"layers": [[2, 2]], "weight": 2.0}).train()
+    assert frontend.objective is None and frontend.upstream.gates is None
+    wavs, lengths = padded_batch
+    frontend(wavs, lengths)
+    loss, stats = frontend.auxiliary_loss()
+    assert set(stats) == {"loss_distill", "distill_weight"} and float(loss) == pytest.approx(2.0 * float(stats["loss_distill"]))
+    loss.backward()
+    assert frontend.upstream.model.encoder.layers[0].fc1.weight.grad is not None
+    assert frontend.auxiliary_loss() is None  # one term per training forward
+    assert S3prlPruneFrontend(tiny_ckpts["wav2vec2"]).train().auxiliary_loss() is None
 
 
 def test_a_teacher_leaves_the_models_built_after_the_frontend_as_without_it(tiny_ckpts):
     """The teacher and its projections draw on a copy of the global RNG: what is initialised after
     the frontend (encoder, decoder, CTC) starts from the same weights with and without a teacher."""
-    conf = {"method": "mac", "target": 0.3, "warmup_steps": 2, "macs_seconds": 1.0}
     after = []
-    for pruning_conf in (conf, {**conf, "distill": {"layers": [[2, 2]]}}):
+    for distill_conf in (None, {"layers": [[2, 2]]}):
         torch.manual_seed(3)
-        S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf=pruning_conf)
+        S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf=PRUNING, distill_conf=distill_conf)
         after.append(torch.nn.Linear(8, 8).weight)
     assert torch.equal(after[0], after[1])
 
@@ -109,14 +126,18 @@ def test_weight_warms_up_and_decays_like_the_target(tiny_ckpts, padded_batch):
     assert distill_weight(7, 2.0) == 2.0 and distill_weight(1, 2.0, warmup_steps=4) == 0.5
     with pytest.raises(ValueError, match="must be >= 0"):
         distill_weight(0, 1.0, decay_steps=-1)
-    conf = {"method": "mac", "target": 0.3, "warmup_steps": 2, "macs_seconds": 1.0,
-            "distill": {"layers": [[2, 2]], "loss": "l2", **schedule}}  # fmt: skip
-    frontend = S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf=conf).train()
+    distill = {"layers": [[2, 2]], "loss": "l2", **schedule}
+    frontend = S3prlPruneFrontend(tiny_ckpts["wav2vec2"], distill_conf=distill).train()
     wavs, lengths = padded_batch
     weights = []
-    for _ in range(3):  # the objective's step counts the training calls (saved, so a resumed run goes on)
+    for _ in range(3):
         frontend(wavs, lengths)
-        weights.append(float(frontend.pruning_loss()[1]["distill_weight"]))
+        weights.append(float(frontend.auxiliary_loss()[1]["distill_weight"]))
     assert weights == [0.5, 1.0, 1.5]
-    with pytest.raises(ValueError, match="pruning_conf.distill: .*must be >= 0"):
-        S3prlPruneFrontend(tiny_ckpts["wav2vec2"], pruning_conf={**conf, "distill": {"warmup_steps": -5}})
+    # the step is saved, so a resumed run goes on where it stopped
+    resumed = S3prlPruneFrontend(tiny_ckpts["wav2vec2"], distill_conf=distill).train()
+    resumed.load_state_dict(frontend.state_dict())
+    resumed(wavs, lengths)
+    assert float(resumed.auxiliary_loss()[1]["distill_weight"]) == 2.0
+    with pytest.raises(ValueError, match="distill_conf: .*must be >= 0"):
+        S3prlPruneFrontend(tiny_ckpts["wav2vec2"], distill_conf={**distill, "warmup_steps": -5})

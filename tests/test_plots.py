@@ -74,7 +74,7 @@ def _seeded_results(tmp_path, models, seeds=3) -> list[ModelResult]:
             hyp_path = tmp_path / f"hyp_{name}_{seed}"
             hyp_path.write_text("".join(f"{u} {' '.join(w if rng.random() >= rate else 'zzz' for w in ws)}\n" for u, ws in refs.items()))
             wer = float(score(ref_path, hyp_path, decode_dir / "score_wer", use_sclite=True).summary["wer"])
-            target, counted = (0.5, {"macs": 0.50 + 0.002 * seed}) if method != "unpruned" else (None, None)
+            target, counted = (0.5, {"macs": 0.50 + 0.002 * seed}) if not method.startswith("unpruned") else (None, None)
             results.append(ModelResult(f"{name}_seed{seed}", method, target, counted, {"test": {"WER": wer}},
                                        1.0, 1.0, None, None, None, None, {"test": decode_dir}))  # fmt: skip
     return results
@@ -123,6 +123,21 @@ def test_each_teacher_weight_is_its_own_model_paired_with_the_plain_twin(tmp_pat
     assert [(e.with_teacher.first.model, e.without.first.model) for e in effects] == [
         ("asr_p_mac0.7_distill", "asr_p_mac0.7"), ("asr_p_mac0.7_distill0.1", "asr_p_mac0.7"),
         ("asr_p_mac0.7_distill20-teacher-unpruned-ft", "asr_p_mac0.7")]  # fmt: skip
+
+
+def test_the_unpruned_model_with_the_teacher_is_the_control(tmp_path):
+    # ./run.sh --asr_configs conf/u.yaml --pruning_sweep +distill20 --distill_teacher exp/t.pt: asr_u_distill20-t
+    models = (("asr_u", "unpruned", 0.10), ("asr_u_distill20-t", "unpruned+distill20@t", 0.04),
+              ("asr_u_mac0.5", "mac", 0.30), ("asr_u_mac0.5_distill20-t", "mac+distill20@t", 0.12))  # fmt: skip
+    groups = group_results(_seeded_results(tmp_path, models, seeds=2), ["test"], TASKS["asr"])
+    effects = teacher_effects(groups, ["test"], TASKS["asr"])
+    assert [(e.with_teacher.first.model, e.without.first.model) for e in effects] == [
+        ("asr_u_distill20-t", "asr_u"), ("asr_u_mac0.5_distill20-t", "asr_u_mac0.5")]  # fmt: skip
+    assert effects[0].gap_closed("test", "WER") is None and effects[0].comparisons[("test", "WER")] < 0.05
+    assert groups[1].comparisons[("test", "WER")] < 0.05  # the control against the unpruned model, as every model
+    text = results_markdown("R", groups, ["test"], "decode")
+    with_t, without = effects[0].with_teacher.score("test", "WER")[0], effects[0].without.score("test", "WER")[0]
+    assert f"| asr_u_distill20-t | - | {without:.2f} | {with_t:.2f} | {without:.2f} | - |" in text
 
 
 def test_a_sweep_teacher_pairs_with_the_configs_own_run_of_that_target(tmp_path):

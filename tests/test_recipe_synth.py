@@ -129,7 +129,7 @@ def test_seeds_train_each_model_per_seed(recipe):
     assert done.returncode == 2 and "--train_jobs takes a positive integer, not '0'" in done.stdout + done.stderr
     done = subprocess.run(["./run.sh", "--ci", "true", "--pruning_sweep", "mac:0.5+teacher"], cwd=recipe_dir,
                           env={**os.environ, "MAIN_ROOT": str(REPO)}, capture_output=True, text=True)  # fmt: skip
-    assert done.returncode == 2 and "expected <method>:<target>, <method>:<target>+distill or" in done.stdout + done.stderr
+    assert done.returncode == 2 and "expected <method>:<target>, <method>:<target>+distill<weight> or +distill<weight>" in done.stdout + done.stderr
     done = subprocess.run(["./run.sh", "--ci", "true", "--pruning_sweep", "mac:0.5+distill0.1x"], cwd=recipe_dir,
                           env={**os.environ, "MAIN_ROOT": str(REPO)}, capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 2 and "the distillation weight '0.1x' is not a number" in done.stdout + done.stderr
@@ -137,21 +137,33 @@ def test_seeds_train_each_model_per_seed(recipe):
 
 def test_distill_teacher_is_the_fine_tuned_unpruned_model(recipe):
     """`--distill_teacher CKPT`: the sweep's +distill points distil from CKPT (here the unpruned model
-    fine-tuned and exported), in a model named after it; plain points and unpruned configs stay as they were."""
+    fine-tuned and exported), in a model named after it; plain points and unpruned configs stay as they
+    were, except for a bare "+distill<weight>" point: the control, the unpruned model with the teacher."""
     recipe_dir = recipe[0]
     unpruned = recipe_dir / "exp_ci" / "asr_train_asr_unpruned"
     env = {**os.environ, "MAIN_ROOT": str(REPO)}
     subprocess.run([sys.executable, "-m", "espnet_prune.bin.export_upstream", "--config", str(unpruned / "config.yaml"),
                     "--model_file", str(unpruned / "valid.acc.ave.pth"), "--out", "exp_ci/teacher_unpruned_ft.pt"],
                    cwd=recipe_dir, check=True, env=env)  # the config's paths are the recipe's  # fmt: skip
-    log = _run(recipe_dir, "--ci", "true", "--stage", "6", "--stop_stage", "6", "--asr_configs", "conf/train_asr_mac0.5.yaml",
+    log = _run(recipe_dir, "--ci", "true", "--stage", "6", "--stop_stage", "8", "--asr_configs", "conf/train_asr_mac0.5.yaml",
                "--pruning_sweep", "mac:0.5+distill20", "--distill_teacher", "exp_ci/teacher_unpruned_ft.pt",
                "--train_args", "--max_epoch 1 --num_iters_per_epoch 2")  # fmt: skip
     exp = recipe_dir / "exp_ci"
     pruning = yaml.safe_load((exp / "asr_train_asr_mac0.5_mac0.5_distill20-teacher-unpruned-ft" / "config.yaml").read_text())
     teacher = "exp_ci/teacher_unpruned_ft.pt"
-    assert pruning["frontend_conf"]["pruning_conf"]["distill"] == {"weight": 20, "teacher_ckpt": teacher}, log
-    assert "distill" not in yaml.safe_load((exp / "asr_train_asr_mac0.5" / "config.yaml").read_text())["frontend_conf"]["pruning_conf"]
+    assert pruning["frontend_conf"]["distill_conf"] == {"weight": 20, "teacher_ckpt": teacher}, log
+    assert pruning["frontend_conf"]["pruning_conf"]["target"] == 0.5
+    distilled = exp / "asr_train_asr_mac0.5_mac0.5_distill20-teacher-unpruned-ft"
+    assert "distill_conf" not in yaml.safe_load((distilled / "shrunk" / "config.yaml").read_text())["frontend_conf"]
+    assert sorted(distilled.glob("decode_*/test_clean/*")), log  # the shrunk model, without its teacher
+    assert "distill_conf" not in yaml.safe_load((exp / "asr_train_asr_mac0.5" / "config.yaml").read_text())["frontend_conf"]
+    log = _run(recipe_dir, "--ci", "true", "--stage", "6", "--stop_stage", "8", "--asr_configs", "conf/train_asr_unpruned.yaml",
+               "--pruning_sweep", "+distill20", "--distill_teacher", teacher, "--train_args", "--max_epoch 1 --num_iters_per_epoch 2")  # fmt: skip
+    control = exp / "asr_train_asr_unpruned_distill20-teacher-unpruned-ft"
+    conf = yaml.safe_load((control / "config.yaml").read_text())["frontend_conf"]
+    assert conf.get("pruning_conf") is None and conf["distill_conf"] == {"weight": 20, "teacher_ckpt": teacher}, log
+    assert "Stage 7: " + str(control.relative_to(recipe_dir)) + " is not pruned" in log
+    assert sorted(control.glob("decode_*/test_clean/*")), log  # decoded with its train config (the teacher unused)
     for args, words in ((["--pruning_sweep", "mac:0.5+distill", "--distill_teacher", "exp_ci/no.pt"], "--distill_teacher exp_ci/no.pt does not exist"),
                         (["--pruning_sweep", "mac:0.5", "--distill_teacher", teacher], "--distill_teacher needs a +distill point")):  # fmt: skip
         done = subprocess.run(["./run.sh", "--ci", "true", *args], cwd=recipe_dir, env=env, capture_output=True, text=True)

@@ -23,9 +23,10 @@ class NonFiniteLossError(RuntimeError):
 
 
 class PruneASRModel(ESPnetASRModel):
-    """ESPnet's CTC/attention model; with a pruning ``s3prl_prune`` frontend, ``loss`` gets the
-    Lagrangian term and ``stats`` the objective's statistics (``loss_pruning``, ``sparsity_*``,
-    ``lambda*``, ``remaining_*``), which ESPnet's reporter logs and plots like the other losses.
+    """ESPnet's CTC/attention model; with a pruning or distilling ``s3prl_prune`` frontend, ``loss``
+    gets its :meth:`~S3prlPruneFrontend.auxiliary_loss` and ``stats`` its statistics (``loss_pruning``,
+    ``sparsity_*``, ``lambda*``, ``remaining_*``, ``loss_distill``), which ESPnet's reporter logs and
+    plots like the other losses.
 
     A training batch whose loss is NaN or infinite is skipped: its loss is returned as NaN with
     NaN gradients everywhere, so ESPnet's trainer sees a non-finite gradient norm and does not
@@ -62,14 +63,14 @@ class PruneASRModel(ESPnetASRModel):
     def losses(
         self, speech: torch.Tensor, speech_lengths: torch.Tensor, text: torch.Tensor, text_lengths: torch.Tensor, **kwargs
     ) -> Losses:
-        """ESPnet's losses plus the pruning term: (loss, stats, batch size)."""
+        """ESPnet's losses plus the frontend's pruning and distillation terms: (loss, stats, batch size)."""
         loss, stats, weight = super().forward(speech, speech_lengths, text, text_lengths, **kwargs)
-        pruning = self.frontend.pruning_loss() if isinstance(self.frontend, S3prlPruneFrontend) else None
-        if pruning is None:
+        auxiliary = self.frontend.auxiliary_loss() if isinstance(self.frontend, S3prlPruneFrontend) else None
+        if auxiliary is None:
             return loss, stats, weight
-        reg, reg_stats = pruning
-        loss = loss + reg
-        return loss, {**stats, **reg_stats, "loss_pruning": reg.detach(), "loss": loss.detach()}, weight
+        extra, extra_stats = auxiliary
+        loss = loss + extra
+        return loss, {**stats, **extra_stats, "loss": loss.detach()}, weight
 
     def _skip_if_nonfinite(
         self, loss: torch.Tensor, stats: dict[str, Optional[torch.Tensor]], utt_ids: Optional[Sequence[str]]

@@ -419,7 +419,10 @@ def model_result(exp_dir: Path, inference_tag: str, test_sets: Sequence[str], ta
         trained = yaml.safe_load(f)
     with open(config_path, encoding="utf-8") as f:
         used = yaml.safe_load(f)
-    pruning = (trained.get("frontend_conf") or {}).get("pruning_conf")
+    frontend_conf = trained.get("frontend_conf") or {}
+    pruning = frontend_conf.get("pruning_conf")
+    # pruning_conf.distill: where configs written before December 2026 hold the teacher
+    distill = frontend_conf.get("distill_conf") or (pruning or {}).get("distill")
     arch = read_checkpoint(used["frontend_conf"]["upstream_ckpt"]).arch
     cost = upstream_cost(arch, COST_SECONDS)
     counted = None
@@ -442,7 +445,7 @@ def model_result(exp_dir: Path, inference_tag: str, test_sets: Sequence[str], ta
 
     return ModelResult(
         name=exp_dir.name,
-        method=(pruning["method"] + distill_label(pruning.get("distill"))) if pruning else "unpruned",
+        method=(pruning["method"] if pruning else "unpruned") + distill_label(distill),
         target=pruning.get("target") if pruning else None,
         counted=counted,
         scores=scores,
@@ -590,7 +593,8 @@ def _teacher_section(effects: Sequence[TeacherEffect], test_sets: Sequence[str],
             header += [f"{c} {d}: without", "with", "unpruned", "gap closed", _TESTS[c][0]]
     rows = []
     for e in effects:
-        row = [e.with_teacher.first.model, f"{e.with_teacher.first.target:.2f}"]
+        target = e.with_teacher.first.target
+        row = [e.with_teacher.first.model, "-" if target is None else f"{target:.2f}"]
         for d in test_sets:
             for c in task.columns:
                 means = [g.score(d, c)[0] if g is not None else None for g in (e.without, e.with_teacher, e.unpruned)]
@@ -600,8 +604,8 @@ def _teacher_section(effects: Sequence[TeacherEffect], test_sets: Sequence[str],
         rows.append(row)
     return [
         "## With a teacher (layer-wise distillation)\n",
-        "Each model pruned with distillation from the unpruned upstream beside the same method and target "
-        "without it (means over seeds); gap closed = (with - without) / (unpruned - without); the test is "
+        "Each model trained with distillation from a teacher beside the same method and target "
+        "without it (means over seeds; target - : unpruned, the control); gap closed = (with - without) / (unpruned - without); the test is "
         "with against without, runs paired by seed and pooled.\n",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),

@@ -3,7 +3,7 @@
 ``python -m espnet_prune.bin.asr_shrink --config exp/X/config.yaml --model_file exp/X/valid.acc.ave.pth
 --out_dir exp/X_shrunk`` writes, all at once (the directory appears only when complete):
 ``upstream.safetensors`` (the shrunk upstream), ``config.yaml`` (``frontend_conf.upstream_ckpt`` ->
-that file, ``pruning_conf: null``), ``model.pth`` (state dict of the shrunk architecture) and
+that file, ``pruning_conf: null``, no ``distill_conf``: the teacher was for training), ``model.pth`` (state dict of the shrunk architecture) and
 ``pruning_summary.json`` (what remains of each layer, and the budget: targets with the expected and
 counted sparsity at the objective's ``macs_seconds``; its table is printed).
 """
@@ -71,6 +71,7 @@ def shrink_model_dir(config: Path, model_file: Path, out_dir: Path) -> Path:
     # the path is written as the user gave out_dir, as ESPnet's configs hold paths relative to the recipe
     new_conf["frontend_conf"]["upstream_ckpt"] = str(Path(out_dir) / UPSTREAM_NAME)
     new_conf["frontend_conf"]["pruning_conf"] = None
+    new_conf["frontend_conf"].pop("distill_conf", None)
     with atomic_directory(Path(out_dir)) as tmp:
         frontend.upstream.save(tmp / UPSTREAM_NAME)
         with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as f:

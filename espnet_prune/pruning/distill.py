@@ -1,4 +1,4 @@
-"""Layer-wise distillation from the unpruned upstream while pruning (CoFiPruning, DPHuBERT).
+"""Layer-wise distillation from a teacher upstream, while pruning (CoFiPruning, DPHuBERT) or not.
 
 The teacher (the upstream before pruning, or any checkpoint the loader reads) runs once per batch
 under ``no_grad`` in eval mode; learnable linear projections map student hidden states to the
@@ -15,8 +15,9 @@ features), or ``dynamic``: CoFi's matching, each of the teacher's ``teacher_laye
 layer whose projection is nearest to it (no gradient through the choice; every student layer is a
 candidate once its own attention and FFN may have been pruned away).
 
-The teacher is held outside the module tree, so it is never saved in the student's checkpoint and
-never sees the optimiser.
+The loss's weight follows a schedule (:func:`distill_weight`) over the training steps the module
+counts in a saved buffer, so that a resumed run goes on where it stopped. The teacher is held outside
+the module tree, so it is never saved in the student's checkpoint and never sees the optimiser.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class LayerDistillation(nn.Module):
         teacher_layers: with ``"dynamic"``, which teacher hidden states are matched (default: every
             third from the last, CoFi's choice for a 12-layer model: 12, 9, 6, 3).
         loss: one of ``LOSSES``.
+        weight, warmup_steps, decay_steps, final_weight: the loss weight's schedule (:func:`distill_weight`).
     """
 
     def __init__(
@@ -82,8 +84,14 @@ class LayerDistillation(nn.Module):
         layers: LayerMap = "dynamic",
         teacher_layers: Optional[Sequence[int]] = None,
         loss: str = "l1_cosine",
+        weight: float = 1.0,
+        warmup_steps: int = 0,
+        decay_steps: int = 0,
+        final_weight: Optional[float] = None,
     ) -> None:
         super().__init__()
+        self.schedule = dict(weight=weight, warmup_steps=warmup_steps, decay_steps=decay_steps, final_weight=final_weight)
+        distill_weight(0, **self.schedule)  # raises on a negative setting
         if loss not in LOSSES:
             raise ValueError(f"unknown distillation loss {loss!r}; choose from {list(LOSSES)}")
         teacher_count = teacher.num_layers
@@ -106,6 +114,12 @@ class LayerDistillation(nn.Module):
         self.pairs = pairs
         self.loss = loss
         self.projections = nn.ModuleList(nn.Linear(student_dim, teacher_dim) for _ in pairs)
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    def next_weight(self) -> float:
+        """Count one training step and return the loss weight at it."""
+        self.step += 1
+        return distill_weight(int(self.step), **self.schedule)
 
     @torch.no_grad()
     def teacher_states(self, wavs: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:

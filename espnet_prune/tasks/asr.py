@@ -29,10 +29,11 @@ class ASRPruneTask(ASRTask):
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> AbsESPnetModel:
         model = super().build_model(args)
-        if isinstance(model.frontend, S3prlPruneFrontend) and model.frontend.objective is not None:
+        frontend = model.frontend
+        if isinstance(frontend, S3prlPruneFrontend) and (frontend.objective is not None or frontend.distill is not None):
             if not isinstance(model, PruneASRModel):
-                # the plain model would train the gates without their budget: refuse, don't prune silently
-                raise ValueError("frontend s3prl_prune with a pruning_conf needs --model espnet_prune")
+                # the plain model would train the gates without their budget, or without the teacher: refuse
+                raise ValueError("frontend s3prl_prune with a pruning_conf or distill_conf needs --model espnet_prune")
         return model
 
     @classmethod

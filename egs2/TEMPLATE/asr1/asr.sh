@@ -59,8 +59,10 @@
 #   --pruning_sweep "mac:0.3 size:0.5"   train each pruning config once per method:target
 #                              (${expdir}/<task>_<config name>_<method><target>); unpruned configs once;
 #                              "mac:0.5+distill" adds layer-wise distillation from the unpruned
-#                              upstream (pruning_conf.distill, weight 1; ..._mac0.5_distill),
-#                              "mac:0.5+distill0.1" the same with weight 0.1 (..._mac0.5_distill0.1)
+#                              upstream (frontend_conf.distill_conf, weight 1; ..._mac0.5_distill),
+#                              "mac:0.5+distill0.1" the same with weight 0.1 (..._mac0.5_distill0.1);
+#                              "+distill20" trains every config, pruned or not, as it is with a teacher
+#                              (..._distill20): an unpruned one so is the control of a pruned one's teacher
 #   --distill_teacher CKPT     the teacher of the sweep's +distill points instead of the upstream they
 #                              start from (any --ssl_ckpt format), e.g. the unpruned model fine-tuned
 #                              and exported (espnet_prune.bin.export_upstream); their names gain
@@ -216,33 +218,43 @@ add_model() {
         done
     fi
 }
+# a sweep point: [<method>:<target>][+distill[<weight>]]
+for point in ${pruning_sweep}; do
+    [[ "${point}" =~ ^([A-Za-z_]+:[0-9.]+)?(\+distill[^+]*)?$ ]] && [ -n "${point}" ] \
+        || { log "Error: --pruning_sweep point '${point}': expected <method>:<target>, <method>:<target>+distill<weight> or +distill<weight> (the weight optional)"; exit 2; }
+    weight=${point#*+distill}
+    [[ "${point}" != *+distill* || -z "${weight}" || "${weight}" =~ ^[0-9]*\.?[0-9]+$ ]] \
+        || { log "Error: --pruning_sweep point '${point}': the distillation weight '${weight}' is not a number"; exit 2; }
+done
 for config in ${asr_configs}; do
     name=${expdir}/${task}_$(basename "${config}" .yaml)
-    if [ -n "${pruning_sweep}" ] && is_pruned "${config}"; then
-        for point in ${pruning_sweep}; do
-            method=${point%%:*}
-            rest=${point#*:}
-            target=${rest%%+*}
+    [ -n "${pruning_sweep}" ] || { add_model "${name}" "${config}" ""; continue; }
+    pruned=false
+    is_pruned "${config}" && pruned=true
+    plain_done=false  # an unpruned config's own run, made once whatever the <method>:<target> points
+    for point in ${pruning_sweep}; do
+        prune=${point%%+*}
+        options= suffix=
+        if [ -n "${prune}" ] && ${pruned}; then
+            method=${prune%%:*} target=${prune#*:}
             options="--frontend_conf pruning_conf.method=${method} --frontend_conf pruning_conf.target=${target}"
-            case "${rest}" in
-                "${target}") suffix= ;;
-                "${target}+distill"*)
-                    weight=${rest#*+distill}
-                    suffix=_distill${weight}
-                    weight=${weight:-1.0}
-                    [[ "${weight}" =~ ^[0-9]*\.?[0-9]+$ ]] || { log "Error: --pruning_sweep point '${point}': the distillation weight '${weight}' is not a number"; exit 2; }
-                    options="${options} --frontend_conf pruning_conf.distill.weight=${weight}"
-                    if [ -n "${distill_teacher}" ]; then
-                        suffix=${suffix}-${teacher_tag}
-                        options="${options} --frontend_conf pruning_conf.distill.teacher_ckpt=${distill_teacher}"
-                    fi ;;
-                *) log "Error: --pruning_sweep point '${point}': expected <method>:<target>, <method>:<target>+distill or <method>:<target>+distill<weight>"; exit 2 ;;
-            esac
-            add_model "${name}_${method}${target}${suffix}" "${config}" "${options}"
-        done
-    else
-        add_model "${name}" "${config}" ""
-    fi
+            suffix=_${method}${target}
+        elif [ -n "${prune}" ]; then
+            ${plain_done} || add_model "${name}" "${config}" ""
+            plain_done=true
+            continue
+        fi
+        if [[ "${point}" == *+distill* ]]; then
+            weight=${point#*+distill}
+            suffix=${suffix}_distill${weight}
+            options="${options} --frontend_conf distill_conf.weight=${weight:-1.0}"
+            if [ -n "${distill_teacher}" ]; then
+                suffix=${suffix}-${teacher_tag}
+                options="${options} --frontend_conf distill_conf.teacher_ckpt=${distill_teacher}"
+            fi
+        fi
+        add_model "${name}${suffix}" "${config}" "${options# }"
+    done
 done
 
 # the data of a training run: speech, the text file $1 of ${train_set} and ${valid_set}, and, for
