@@ -23,8 +23,9 @@ from espnet_prune.pruning.objective import PruningObjective, gate_conf_for
 
 # pruning_conf keys besides "gate_conf": the objective's constructor arguments (except the gates)
 PRUNING_KEYS = tuple(p for p in inspect.signature(PruningObjective).parameters if p != "gates")
-# distill_conf keys: the teacher, and LayerDistillation's arguments that are not the two models' shapes
-DISTILL_KEYS = ("teacher_ckpt", *list(inspect.signature(LayerDistillation).parameters)[4:])
+# distill_conf keys: the teacher's checkpoint and LayerDistillation's arguments, less those the frontend fills in
+_FILLED_IN = ("teacher", "student_layers", "student_dim", "teacher_dim")
+DISTILL_KEYS = ("teacher_ckpt", *(p for p in inspect.signature(LayerDistillation).parameters if p not in _FILLED_IN))
 PRETRAINING_ONLY = ("mask_emb", "label_embs_concat")  # attributes of S3PRL's wav2vec2/HuBERT/WavLM models
 
 
