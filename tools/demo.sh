@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: the toolkit's job on its built-in default. egs2/synth_librispeech/asr1 in demo mode:
 # synthesise a LibriSpeech-layout corpus, fine-tune the shipped stand-in upstream for ASR unpruned
-# and with HJ-Pruning-MAC at half its MACs, shrink, decode (CTC beam search + LM), score with sclite,
+# and with HJ-Pruning-MAC at half its MACs, shrink, decode (joint CTC/attention + LM), score with sclite,
 # then print the RESULTS table. Stages already done are kept (re-running only re-prints).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
