@@ -350,6 +350,23 @@ def test_decoding_killed_part_way_leaves_nothing_to_score_and_reruns_whole(train
     assert json.loads((killed / "decode.json").read_text())["utterances"] == 6
 
 
+def test_decoding_a_model_that_cannot_load_fails_with_the_reason(trained, tmp_path):
+    """A model whose upstream checkpoint has gone (a shrunk model's config names it by a path relative
+    to the recipe): asr_decode exits 1 naming the file, with no output, instead of its decoding
+    processes failing to start over and over."""
+    config = yaml.safe_load((trained["exp"] / "config.yaml").read_text())
+    config["frontend_conf"]["upstream_ckpt"] = str(tmp_path / "gone.pt")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "decode"
+    done = subprocess.run([sys.executable, "-m", "espnet_prune.bin.asr_decode", "--asr_train_config",
+                           str(tmp_path / "config.yaml"), "--asr_model_file", str(trained["exp"] / "1epoch.pth"),
+                           "--data_dir", str(trained["data"]), "--out_dir", str(out), "--nj", "2"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert f"upstream_ckpt '{tmp_path / 'gone.pt'}' does not exist" in done.stderr
+    assert not out.exists()
+
+
 def test_pre_beam_false_scores_ctc_on_every_token(trained, tmp_path):
     """``pre_beam: false`` in the decoding config: the joint search asks CTC for all tokens at each
     step; by default (ESPnet's pre-beam) only for the decoder's best few. A non-boolean is refused."""

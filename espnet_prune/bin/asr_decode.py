@@ -80,6 +80,15 @@ def build_speech2text(train_config: str, model_file: str, conf: dict[str, Any]) 
 
 
 def _init_worker(train_config: str, model_file: str, conf: dict[str, Any], wav_scp: str) -> None:
+    try:
+        _load_worker(train_config, model_file, conf, wav_scp)
+    except Exception as error:  # noqa: BLE001
+        # a Pool replaces a worker whose initializer raised, again and again, and the parent waits
+        # forever: the error is raised by the worker's first utterance instead, which ends the decoding
+        _worker["error"] = error
+
+
+def _load_worker(train_config: str, model_file: str, conf: dict[str, Any], wav_scp: str) -> None:
     import torch
     from espnet2.fileio.sound_scp import SoundScpReader
 
@@ -110,6 +119,8 @@ def _decode(utt: str) -> tuple[str, str, list[str], Optional[str], float, float,
     import torch
     from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
 
+    if "error" in _worker:
+        raise _worker["error"]
     rate, wav = _worker["audio"][utt]
     if rate != 16000:
         raise ValueError(f"{utt}: sampling rate {rate} Hz; the models take 16 kHz")
